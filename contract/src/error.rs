@@ -1,0 +1,17 @@
+//! The error body every `/v1` route returns: `{"error": "<code>", "message": "…"}` (SPEC §3).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `unauthorized` or `validation_failed`.
+    pub error: String,
+    /// A human-readable explanation. Never contains a secret.
+    pub message: String,
+    /// For validation errors: the request field at fault, e.g. `scopes[1]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The exact 401 message from the product docs (seed 002).
+pub const UNAUTHORIZED_MESSAGE: &str = "Invalid or missing API key";

@@ -1,0 +1,19 @@
+//! Tooken's wire contract, shared by the api-server, the operator, the sidecar and REST clients.
+//!
+//! It holds no server or database code: only the JSON shapes, the scopes, the credential
+//! format, the webhook signature scheme and a typed HTTP client.
+
+pub mod api_keys;
+pub mod client;
+pub mod credential;
+pub mod error;
+pub mod page;
+pub mod scope;
+pub mod serde_helpers;
+pub mod tokens;
+pub mod webhook;
+
+pub use client::{Client, ClientError};
+pub use credential::{CredentialFormatError, Secret};
+pub use error::ErrorBody;
+pub use scope::Scope;
