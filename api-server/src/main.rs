@@ -1,1 +1,94 @@
-fn main(){}
+use clap::Parser;
+use std::process::ExitCode;
+use std::time::Duration;
+use tooken_api_server::app::{Application, Settings};
+use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
+use tooken_api_server::store::Store;
+use tooken_api_server::{install_crypto_provider, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    install_crypto_provider();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Bootstrap(args)) => {
+            telemetry::init(LogFormat::Text);
+            run_bootstrap(args).await
+        }
+        Some(Command::Serve(args)) => serve(args).await,
+        None => serve(cli.serve).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+    let settings = Settings {
+        listen: args.listen,
+        database_url: args.database.database_url,
+        db_max_connections: args.database.db_max_connections,
+        max_body_bytes: args.max_body_bytes,
+        usage_flush_interval: Duration::from_millis(args.usage_flush_interval_ms.max(10)),
+    };
+    let app = Application::build(&settings).await?;
+    app.run_until_stopped(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn run_bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database.database_url, 2).await?;
+    let done = bootstrap(
+        &store,
+        &BootstrapRequest {
+            workspace_name: args.workspace,
+            slug: args.slug,
+            owner_email: args.owner_email,
+            key_name: args.key_name,
+        },
+    )
+    .await?;
+    store.close().await;
+    eprintln!(
+        "Created workspace \"{}\" (slug {}, id {}).",
+        done.workspace.name, done.workspace.slug, done.workspace.id
+    );
+    if let Some(owner) = &done.owner {
+        eprintln!("Owner: {} (member id {}).", owner.email, owner.id);
+    }
+    eprintln!(
+        "Team API key \"{}\" (id {}) follows on standard output. It is shown only this once.",
+        "bootstrap", done.api_key_id
+    );
+    println!("{}", done.api_key.expose());
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -37,7 +37,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +96,11 @@ impl Client {
         &self,
         request: &VerifyTokenRequest,
     ) -> Result<VerifyTokenResponse, ClientError> {
-        send(self.request(Method::POST, "/v1/tokens/verify").json(request)).await
+        send(
+            self.request(Method::POST, "/v1/tokens/verify")
+                .json(request),
+        )
+        .await
     }
 
     pub async fn create_api_key(
@@ -141,10 +147,13 @@ async fn error_for_status(response: reqwest::Response) -> Result<reqwest::Respon
     if status.is_success() {
         return Ok(response);
     }
-    let body = response.json::<ErrorBody>().await.unwrap_or_else(|_| ErrorBody {
-        error: "unexpected_response".into(),
-        message: format!("the server answered {status} without an error body"),
-        field: None,
-    });
+    let body = response
+        .json::<ErrorBody>()
+        .await
+        .unwrap_or_else(|_| ErrorBody {
+            error: "unexpected_response".into(),
+            message: format!("the server answered {status} without an error body"),
+            field: None,
+        });
     Err(ClientError::Api { status, body })
 }

@@ -130,8 +130,14 @@ mod tests {
 
     #[test]
     fn malformed_values_are_named() {
-        assert_eq!(Secret::parse("tok_test_abc"), Err(CredentialFormatError::Prefix));
-        assert_eq!(Secret::parse("tok_live_abc"), Err(CredentialFormatError::Length));
+        assert_eq!(
+            Secret::parse("tok_test_abc"),
+            Err(CredentialFormatError::Prefix)
+        );
+        assert_eq!(
+            Secret::parse("tok_live_abc"),
+            Err(CredentialFormatError::Length)
+        );
         let bad = format!("{PREFIX}{}", "!".repeat(BODY_LEN + CHECKSUM_LEN));
         assert_eq!(Secret::parse(&bad), Err(CredentialFormatError::Alphabet));
     }

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod client;
 pub mod credential;
 pub mod error;
+pub mod members;
 pub mod page;
 pub mod scope;
 pub mod serde_helpers;

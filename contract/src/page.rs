@@ -7,6 +7,7 @@ pub const MAX_LIMIT: u32 = 200;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// How many items to return (1–200, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -39,7 +39,11 @@ pub struct CreateTokenRequest {
     pub name: String,
     pub scopes: Vec<Scope>,
     /// RFC 3339. Absent: the workspace default (90 days unless changed). `null`: never expires.
-    #[serde(default, with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -61,7 +65,11 @@ pub struct RotateTokenRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_seconds: Option<u64>,
     /// A new expiry. Absent: unchanged. `null`: never expires. In the past: rejected.
-    #[serde(default, with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<Timestamp>>,
 }
@@ -85,12 +93,15 @@ pub struct TokenList {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListTokensParams {
     /// Only tokens in this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TokenStatus>,
+    /// How many tokens to return (1–200, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
 }
@@ -121,6 +132,20 @@ pub enum VerifyReason {
     InsufficientScope,
 }
 
+impl VerifyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyReason::Valid => "valid",
+            VerifyReason::Malformed => "malformed",
+            VerifyReason::NotFound => "not_found",
+            VerifyReason::Expired => "expired",
+            VerifyReason::Revoked => "revoked",
+            VerifyReason::Rotated => "rotated",
+            VerifyReason::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyTokenResponse {
     pub valid: bool,
@@ -137,6 +162,21 @@ pub struct VerifyTokenResponse {
     /// For a secret in its grace period after a rotation: when it stops working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_expires_at: Option<Timestamp>,
+}
+
+impl VerifyTokenResponse {
+    /// A refusal that names no token, for secrets that match none.
+    pub fn invalid(reason: VerifyReason) -> VerifyTokenResponse {
+        VerifyTokenResponse {
+            valid: false,
+            reason,
+            token_id: None,
+            name: None,
+            scopes: None,
+            expires_at: None,
+            secret_expires_at: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,8 +200,16 @@ mod tests {
             Some(Some("2029-12-31T22:00:00Z".parse().unwrap()))
         );
         // Serialising keeps the distinction so the client can send each form.
-        assert!(!serde_json::to_string(&absent).unwrap().contains("expires_at"));
-        assert!(serde_json::to_string(&null).unwrap().contains("\"expires_at\":null"));
+        assert!(
+            !serde_json::to_string(&absent)
+                .unwrap()
+                .contains("expires_at")
+        );
+        assert!(
+            serde_json::to_string(&null)
+                .unwrap()
+                .contains("\"expires_at\":null")
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub struct Event {
 
 /// The header value for `body` signed with `secret`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, body).finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, body).finalize().into_bytes())
+    )
 }
 
 /// Whether `header` is a valid signature of `body` under any of `secrets`.
@@ -65,10 +68,18 @@ mod tests {
     fn verify_accepts_any_active_secret_and_rejects_tampering() {
         let body = br#"{"id":"e1","type":"token.rotated"}"#;
         let header = sign(b"new", body);
-        assert!(verify(&[b"old".as_slice(), b"new".as_slice()], &header, body));
+        assert!(verify(
+            &[b"old".as_slice(), b"new".as_slice()],
+            &header,
+            body
+        ));
         assert!(!verify(&[b"old".as_slice()], &header, body));
         assert!(!verify(&[b"new".as_slice()], &header, b"{}"));
         assert!(!verify(&[b"new".as_slice()], "sha256=zz", body));
-        assert!(!verify(&[b"new".as_slice()], &header.replace("sha256=", "sha1="), body));
+        assert!(!verify(
+            &[b"new".as_slice()],
+            &header.replace("sha256=", "sha1="),
+            body
+        ));
     }
 }

@@ -1,0 +1,87 @@
+//! Building and running the server: `Application::build` binds (port 0 works) and connects;
+//! `run_until_stopped` serves until the shutdown future resolves.
+
+use crate::http_server;
+use crate::metrics::Metrics;
+use crate::route_table::RouteTable;
+use crate::store::Store;
+use crate::usage::UsageRecorder;
+use crate::{maintenance, openapi, routes};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub max_body_bytes: u64,
+    pub usage_flush_interval: Duration,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub usage: Arc<UsageRecorder>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: u64,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    usage_flush_interval: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database_url, settings.db_max_connections).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.listen))?;
+        Ok(Application {
+            listener,
+            state: AppState {
+                store,
+                usage: Arc::default(),
+                metrics: Arc::default(),
+                max_body_bytes: settings.max_body_bytes,
+            },
+            usage_flush_interval: settings.usage_flush_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let state = self.state;
+        let upkeep = tokio::spawn(maintenance::run(state.clone(), self.usage_flush_interval));
+        tracing::info!(address = %self.listener.local_addr().expect("bound"), "listening");
+        http_server::serve(
+            self.listener,
+            routes::all(state.clone()),
+            state.metrics.clone(),
+            Arc::new(RouteTable::new(openapi::route_templates())),
+            shutdown,
+        )
+        .await;
+        upkeep.abort();
+        if let Err(err) = state.usage.flush(&state.store).await {
+            tracing::warn!(error = %err, "could not record last use of credentials at shutdown");
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+    }
+}

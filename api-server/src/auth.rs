@@ -1,0 +1,297 @@
+//! Who is calling: turning `Authorization: Bearer …` into a principal, and what it may do.
+
+use crate::error::ApiError;
+use crate::store::credentials::{self, Credential};
+use crate::store::{Store, StoreError, now};
+use crate::usage::UsageRecorder;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tooken_contract::Scope;
+use tooken_contract::api_keys::ApiKeyKind;
+use tooken_contract::members::Role;
+use tooken_contract::{Secret, credential::CredentialFormatError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrincipalKind {
+    /// Full workspace access.
+    TeamKey { key_id: String },
+    /// Acts with its member's role.
+    PersonalKey {
+        key_id: String,
+        member_id: String,
+        role: Role,
+    },
+    /// Limited to its scopes.
+    Token {
+        token_id: String,
+        scopes: Vec<Scope>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub workspace_id: String,
+    pub kind: PrincipalKind,
+}
+
+impl Principal {
+    /// The credential's id: API key id or token id.
+    pub fn credential_id(&self) -> &str {
+        match &self.kind {
+            PrincipalKind::TeamKey { key_id } | PrincipalKind::PersonalKey { key_id, .. } => key_id,
+            PrincipalKind::Token { token_id, .. } => token_id,
+        }
+    }
+
+    /// How the principal is named in records it leaves behind, e.g. `api_key:<id>`.
+    pub fn actor(&self) -> String {
+        match &self.kind {
+            PrincipalKind::TeamKey { key_id } | PrincipalKind::PersonalKey { key_id, .. } => {
+                format!("api_key:{key_id}")
+            }
+            PrincipalKind::Token { token_id, .. } => format!("token:{token_id}"),
+        }
+    }
+
+    pub fn member_id(&self) -> Option<&str> {
+        match &self.kind {
+            PrincipalKind::PersonalKey { member_id, .. } => Some(member_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the principal may act with `scope`.
+    pub fn permits(&self, scope: Scope) -> bool {
+        match &self.kind {
+            PrincipalKind::TeamKey { .. } => true,
+            PrincipalKind::PersonalKey { role, .. } => role_permits(*role, scope),
+            PrincipalKind::Token { scopes, .. } => scopes.contains(&scope),
+        }
+    }
+
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.permits(scope) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(match &self.kind {
+            PrincipalKind::PersonalKey { role, .. } => {
+                format!("the {} role does not allow `{scope}`", role.as_str())
+            }
+            _ => format!("this token lacks the `{scope}` scope"),
+        }))
+    }
+
+    /// API keys are managed by people and team keys, never by tokens.
+    pub fn require_api_key(&self) -> Result<(), ApiError> {
+        match self.kind {
+            PrincipalKind::Token { .. } => Err(ApiError::Forbidden(
+                "tokens cannot manage API keys; use an API key".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Owners and team keys manage every API key; other members only their own personal keys.
+    pub fn may_manage_key_of(&self, kind: ApiKeyKind, member_id: Option<&str>) -> bool {
+        match &self.kind {
+            PrincipalKind::TeamKey { .. } => true,
+            PrincipalKind::PersonalKey {
+                role: Role::Owner, ..
+            } => true,
+            PrincipalKind::PersonalKey { member_id: me, .. } => {
+                kind == ApiKeyKind::Personal && member_id == Some(me.as_str())
+            }
+            PrincipalKind::Token { .. } => false,
+        }
+    }
+}
+
+/// The seeds' role table: Owner does everything; Admin creates, rotates and revokes tokens and
+/// reads the audit log, but changes no settings (webhooks are settings); Viewer only reads.
+pub fn role_permits(role: Role, scope: Scope) -> bool {
+    match scope {
+        Scope::TokensRead | Scope::WebhooksRead => true,
+        Scope::TokensWrite | Scope::TokensRevoke | Scope::TokensRotate | Scope::AuditRead => {
+            role != Role::Viewer
+        }
+        Scope::WebhooksWrite => role == Role::Owner,
+    }
+}
+
+pub fn hash_secret(secret: &Secret) -> String {
+    hex::encode(Sha256::digest(secret.expose().as_bytes()))
+}
+
+/// Constant-time equality of two hex hashes.
+pub fn hashes_match(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// Why a presented token secret does not work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    Expired,
+    Revoked,
+    Rotated,
+}
+
+/// Whether a stored token secret works at `now`.
+pub fn check_token(
+    token: &credentials::TokenCredential,
+    now: Timestamp,
+) -> Result<(), TokenRejection> {
+    if token.revoked_at.is_some() {
+        Err(TokenRejection::Revoked)
+    } else if token.expires_at.is_some_and(|at| at <= now) {
+        Err(TokenRejection::Expired)
+    } else if token.secret_valid_until.is_some_and(|at| at <= now) {
+        Err(TokenRejection::Rotated)
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses `Bearer <secret>`; the scheme is case-insensitive (RFC 9110 §11.1).
+pub fn bearer(header: Option<&str>) -> Result<Secret, CredentialFormatError> {
+    let value = header.ok_or(CredentialFormatError::Prefix)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(CredentialFormatError::Prefix)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(CredentialFormatError::Prefix);
+    }
+    Secret::parse(rest)
+}
+
+/// Authenticates a request. `slug` is the workspace named in the path, if any.
+pub async fn authenticate(
+    store: &Store,
+    usage: &UsageRecorder,
+    authorization: Option<&str>,
+    slug: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let secret = bearer(authorization).map_err(|_| ApiError::Unauthorized)?;
+    let hash = hash_secret(&secret);
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let found = credentials::find(&mut conn, &hash).await?;
+    drop(conn);
+    let now = now();
+    let (principal, workspace_slug) = match found {
+        Some(Credential::Token(token)) if hashes_match(&token.secret_hash, &hash) => {
+            check_token(&token, now).map_err(|_| ApiError::Unauthorized)?;
+            usage.record_token(&token.token_id, now);
+            (
+                Principal {
+                    workspace_id: token.workspace_id,
+                    kind: PrincipalKind::Token {
+                        token_id: token.token_id,
+                        scopes: token.scopes,
+                    },
+                },
+                token.workspace_slug,
+            )
+        }
+        Some(Credential::ApiKey(key)) if hashes_match(&key.secret_hash, &hash) => {
+            let kind = match (key.kind, key.member_id, key.role) {
+                (ApiKeyKind::Team, _, _) => PrincipalKind::TeamKey {
+                    key_id: key.key_id.clone(),
+                },
+                (ApiKeyKind::Personal, Some(member_id), Some(role)) => PrincipalKind::PersonalKey {
+                    key_id: key.key_id.clone(),
+                    member_id,
+                    role,
+                },
+                // A personal key whose member is gone no longer works.
+                (ApiKeyKind::Personal, _, _) => return Err(ApiError::Unauthorized),
+            };
+            usage.record_api_key(&key.key_id, now);
+            (
+                Principal {
+                    workspace_id: key.workspace_id,
+                    kind,
+                },
+                key.workspace_slug,
+            )
+        }
+        _ => return Err(ApiError::Unauthorized),
+    };
+    if slug.is_some_and(|slug| slug != workspace_slug) {
+        // Another workspace's path: answer as if it did not exist.
+        return Err(ApiError::NotFound("workspace"));
+    }
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_table_matches_the_seeds() {
+        use Role::*;
+        for role in [Owner, Admin, Viewer] {
+            assert!(role_permits(role, Scope::TokensRead));
+        }
+        for scope in [Scope::TokensWrite, Scope::TokensRevoke, Scope::TokensRotate] {
+            assert!(role_permits(Owner, scope));
+            assert!(role_permits(Admin, scope));
+            assert!(!role_permits(Viewer, scope));
+        }
+        assert!(!role_permits(Viewer, Scope::AuditRead));
+        assert!(role_permits(Admin, Scope::AuditRead));
+        assert!(!role_permits(Admin, Scope::WebhooksWrite));
+        assert!(role_permits(Owner, Scope::WebhooksWrite));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let secret = Secret::generate();
+        let header = format!("Bearer {}", secret.expose());
+        assert_eq!(bearer(Some(&header)).unwrap(), secret);
+        let lower = format!("bearer {}", secret.expose());
+        assert_eq!(bearer(Some(&lower)).unwrap(), secret);
+        assert!(bearer(None).is_err());
+        assert!(bearer(Some(secret.expose())).is_err());
+        assert!(bearer(Some(&format!("Bearer  {}", secret.expose()))).is_err());
+        assert!(bearer(Some(&format!("Basic {}", secret.expose()))).is_err());
+    }
+
+    #[test]
+    fn token_principal_is_limited_to_its_scopes() {
+        let principal = Principal {
+            workspace_id: "w".into(),
+            kind: PrincipalKind::Token {
+                token_id: "t".into(),
+                scopes: vec![Scope::TokensRead],
+            },
+        };
+        assert!(principal.require(Scope::TokensRead).is_ok());
+        let err = principal.require(Scope::TokensWrite).unwrap_err();
+        assert_eq!(err.to_string(), "this token lacks the `tokens:write` scope");
+        assert!(principal.require_api_key().is_err());
+    }
+
+    #[test]
+    fn grace_period_and_expiry_are_enforced() {
+        let now = now();
+        let mut token = credentials::TokenCredential {
+            secret_hash: String::new(),
+            token_id: "t".into(),
+            workspace_id: "w".into(),
+            workspace_slug: "s".into(),
+            name: "n".into(),
+            scopes: vec![],
+            expires_at: None,
+            revoked_at: None,
+            secret_valid_until: None,
+        };
+        assert_eq!(check_token(&token, now), Ok(()));
+        token.secret_valid_until = Some(now + jiff::SignedDuration::from_secs(1));
+        assert_eq!(check_token(&token, now), Ok(()));
+        token.secret_valid_until = Some(now);
+        assert_eq!(check_token(&token, now), Err(TokenRejection::Rotated));
+        token.expires_at = Some(now);
+        assert_eq!(check_token(&token, now), Err(TokenRejection::Expired));
+        token.revoked_at = Some(now);
+        assert_eq!(check_token(&token, now), Err(TokenRejection::Revoked));
+    }
+}

@@ -1,0 +1,154 @@
+//! First run: create a workspace (optionally with its Owner) and a team API key.
+
+use crate::auth::hash_secret;
+use crate::store::api_keys::{self, ApiKeyRow};
+use crate::store::members::{self, Member};
+use crate::store::workspaces::{
+    self, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_TOKEN_EXPIRY_DAYS, Workspace,
+};
+use crate::store::{Store, StoreError, new_id, now};
+use tooken_contract::Secret;
+use tooken_contract::api_keys::ApiKeyKind;
+use tooken_contract::members::Role;
+
+#[derive(Debug, Clone)]
+pub struct BootstrapRequest {
+    pub workspace_name: String,
+    pub slug: Option<String>,
+    pub owner_email: Option<String>,
+    pub key_name: String,
+}
+
+pub struct Bootstrapped {
+    pub workspace: Workspace,
+    pub owner: Option<Member>,
+    pub api_key_id: String,
+    pub api_key: Secret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a workspace with slug `{0}` already exists; its API keys are managed through the API")]
+    SlugTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `My Team!` → `my-team`.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').chars().take(63).collect()
+}
+
+/// Lowercase letters, digits and inner hyphens, 1–63 characters (a DNS label).
+pub fn is_valid_slug(slug: &str) -> bool {
+    (1..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+pub async fn bootstrap(
+    store: &Store,
+    request: &BootstrapRequest,
+) -> Result<Bootstrapped, BootstrapError> {
+    let name = request.workspace_name.trim();
+    if name.is_empty() {
+        return Err(BootstrapError::Invalid(
+            "the workspace name must not be empty".into(),
+        ));
+    }
+    let slug = request.slug.clone().unwrap_or_else(|| slugify(name));
+    if !is_valid_slug(&slug) {
+        return Err(BootstrapError::Invalid(format!(
+            "`{slug}` is not a valid slug: use 1-63 lowercase letters, digits and inner hyphens"
+        )));
+    }
+    if let Some(email) = &request.owner_email
+        && !email.contains('@')
+    {
+        return Err(BootstrapError::Invalid(format!(
+            "`{email}` is not an email address"
+        )));
+    }
+    let now = now();
+    let workspace = Workspace {
+        id: new_id(),
+        name: name.to_owned(),
+        slug: slug.clone(),
+        timezone: "UTC".into(),
+        default_token_expiry_days: Some(DEFAULT_TOKEN_EXPIRY_DAYS),
+        audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
+        created_at: now,
+    };
+    let mut tx = store.begin_write().await?;
+    workspaces::insert(&mut tx, &workspace)
+        .await
+        .map_err(|err| {
+            if err.is_unique_violation() {
+                BootstrapError::SlugTaken(slug.clone())
+            } else {
+                err.into()
+            }
+        })?;
+    let owner = match &request.owner_email {
+        Some(email) => {
+            let member = Member {
+                id: new_id(),
+                workspace_id: workspace.id.clone(),
+                email: email.trim().to_lowercase(),
+                role: Role::Owner,
+                created_at: now,
+            };
+            members::insert(&mut tx, &member).await?;
+            Some(member)
+        }
+        None => None,
+    };
+    let secret = Secret::generate();
+    let key = ApiKeyRow {
+        id: new_id(),
+        workspace_id: workspace.id.clone(),
+        name: request.key_name.clone(),
+        kind: ApiKeyKind::Team,
+        member_id: None,
+        prefix: secret.display_prefix().to_owned(),
+        created_at: now,
+        last_used_at: None,
+    };
+    api_keys::insert(&mut tx, &key, &hash_secret(&secret)).await?;
+    tx.commit().await?;
+    Ok(Bootstrapped {
+        workspace,
+        owner,
+        api_key_id: key.id,
+        api_key: secret,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Production"), "production");
+        assert_eq!(slugify("  My Team!  "), "my-team");
+        assert_eq!(slugify("a--b__c"), "a-b-c");
+        assert!(is_valid_slug("my-team"));
+        assert!(!is_valid_slug("-x"));
+        assert!(!is_valid_slug("My"));
+        assert!(!is_valid_slug(""));
+    }
+}

@@ -1,0 +1,98 @@
+//! Command-line flags, each with an environment fallback.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+
+#[derive(Debug, Parser)]
+#[command(name = "tooken-server", version, about = "The Tooken REST API server")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Create a workspace and a team API key, printed once on standard output.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://FILE` (embedded default) or `postgres://…` (needed for several replicas).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tooken.db")]
+    pub database_url: String,
+    /// Connections in the database pool.
+    #[arg(long, env = "TOOKEN_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TOOKEN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TOOKEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: u64,
+    /// How often `last_used_at` is written, in milliseconds.
+    #[arg(long, env = "TOOKEN_USAGE_FLUSH_INTERVAL_MS", default_value_t = 5000)]
+    pub usage_flush_interval_ms: u64,
+    /// Log format.
+    #[arg(long, env = "TOOKEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Name of the workspace to create.
+    #[arg(long, env = "TOOKEN_BOOTSTRAP_WORKSPACE")]
+    pub workspace: String,
+    /// URL-safe identifier; derived from the name when absent.
+    #[arg(long, env = "TOOKEN_BOOTSTRAP_SLUG")]
+    pub slug: Option<String>,
+    /// Email of the workspace's first Owner.
+    #[arg(long, env = "TOOKEN_BOOTSTRAP_OWNER_EMAIL")]
+    pub owner_email: Option<String>,
+    /// Name of the team API key.
+    #[arg(long, default_value = "bootstrap")]
+    pub key_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        let cli = Cli::try_parse_from(["tooken-server", "--listen", "0.0.0.0:9000"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.port(), 9000);
+    }
+
+    #[test]
+    fn bootstrap_requires_a_workspace() {
+        let err = Cli::try_parse_from(["tooken-server", "bootstrap"]).unwrap_err();
+        assert!(err.to_string().contains("--workspace"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Every failure a `/v1` request can meet, mapped to its status code and body in one place.
+
+use crate::store::StoreError;
+use tooken_contract::ErrorBody;
+use tooken_contract::error::UNAUTHORIZED_MESSAGE;
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{UNAUTHORIZED_MESSAGE}")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also used for other workspaces' objects, so their existence never leaks.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no route matches this path")]
+    RouteNotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(u64),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RouteNotFound => "route_not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        self.to_response()
+    }
+
+    pub fn to_response(&self) -> Response {
+        if let ApiError::Internal(err) = self {
+            tracing::error!(error = format!("{err:#}"), "request failed");
+        }
+        let body = ErrorBody {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+            field: match self {
+                ApiError::Validation { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+        };
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(err.into())
+        }
+    }
+}
+
+impl warp::reject::Reject for ApiError {}

@@ -1,0 +1,23 @@
+//! The Tooken REST API server.
+
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod error;
+pub mod http_server;
+pub mod maintenance;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
+pub mod route_table;
+pub mod routes;
+pub mod store;
+pub mod telemetry;
+pub mod usage;
+pub mod validate;
+
+/// reqwest and sqlx use rustls; exactly one crypto provider must be installed first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,266 @@
+//! The HTTP routes: thin warp filters in front of plain async handler functions.
+
+pub mod api_keys;
+pub mod idempotency;
+pub mod ops;
+pub mod tokens;
+
+use crate::app::AppState;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// Every route, with rejections turned into the JSON error bodies of SPEC §3.
+pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
+    ops::routes(state.clone())
+        .or(tokens::routes(state.clone()))
+        .unify()
+        .or(api_keys::routes(state.clone()))
+        .unify()
+        .recover(move |rejection| recover(rejection, state.max_body_bytes))
+        .unify()
+        .boxed()
+}
+
+/// Matches `/v1` and `/v1/workspaces/{slug}`; the slug is checked by `authenticated`.
+pub fn v1() -> BoxedFilter<()> {
+    warp::path("v1")
+        .and(
+            warp::path("workspaces")
+                .and(warp::path::param::<String>())
+                .map(|_slug: String| ())
+                .untuple_one()
+                .or(warp::any())
+                .unify(),
+        )
+        .boxed()
+}
+
+/// The caller, authenticated from its bearer credential.
+pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
+    warp::header::optional::<String>("authorization")
+        .and(warp::path::full())
+        .and_then(
+            move |authorization: Option<String>, path: warp::path::FullPath| {
+                let state = state.clone();
+                async move {
+                    let slug = workspace_slug(path.as_str());
+                    auth::authenticate(&state.store, &state.usage, authorization.as_deref(), slug)
+                        .await
+                        .map_err(warp::reject::custom)
+                }
+            },
+        )
+        .boxed()
+}
+
+fn workspace_slug(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/workspaces/")
+        .and_then(|rest| rest.split('/').next())
+}
+
+pub fn with_state(state: AppState) -> BoxedFilter<(AppState,)> {
+    warp::any().map(move || state.clone()).boxed()
+}
+
+/// The raw body, at most `limit` bytes: refused early when the declared length is larger, and
+/// cut off while streaming when an undeclared (chunked) body grows past it.
+pub fn raw_body(limit: u64) -> BoxedFilter<(Bytes,)> {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |length: Option<u64>| async move {
+            match length {
+                Some(length) if length > limit => {
+                    Err(warp::reject::custom(ApiError::PayloadTooLarge(limit)))
+                }
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(move |stream| async move {
+            collect_limited(stream, limit)
+                .await
+                .map_err(warp::reject::custom)
+        })
+        .boxed()
+}
+
+async fn collect_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt;
+    let mut body = bytes::BytesMut::new();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk
+            .map_err(|err| ApiError::InvalidJson(format!("reading the body failed: {err}")))?;
+        if body.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a JSON body, naming the field at fault (`scopes[1]`) when it does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::InvalidJson(inner.to_string())
+        } else {
+            let message = strip_position(&inner.to_string());
+            let field = unknown_field_name(&message).unwrap_or(path);
+            let message = explain(&field, message);
+            ApiError::validation(field, message)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+    Ok(value)
+}
+
+/// Like `parse_json`, but an empty body means `T::default()`.
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
+/// Rewords serde's messages for the fields where they would puzzle a caller.
+fn explain(field: &str, message: String) -> String {
+    if field.starts_with("scopes") {
+        message.replacen("unknown variant", "unknown scope", 1)
+    } else if field.ends_with("_at") && !message.starts_with("invalid type: null") {
+        format!("{field} must be an RFC 3339 timestamp such as 2030-01-31T00:00:00Z ({message})")
+    } else {
+        message
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// serde reports an unknown field at its parent's path; name the field itself.
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The raw query string (empty when there is none).
+pub fn raw_query() -> BoxedFilter<(String,)> {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .boxed()
+}
+
+/// Parses query parameters, naming the parameter at fault.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let field = unknown_field_name(&message).unwrap_or(path);
+        ApiError::validation(field, message)
+    })
+}
+
+/// The response to a handler's result.
+pub fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+async fn recover(rejection: Rejection, body_limit: u64) -> Result<Response, Infallible> {
+    if let Some(err) = rejection.find::<ApiError>() {
+        return Ok(err.to_response());
+    }
+    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge(body_limit)
+    } else if rejection.find::<warp::reject::InvalidHeader>().is_some() {
+        ApiError::validation("headers", "a request header has an invalid value")
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::validation("query", "the query string is invalid")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.is_not_found() {
+        ApiError::RouteNotFound
+    } else {
+        ApiError::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tooken_contract::tokens::CreateTokenRequest;
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = parse_json::<CreateTokenRequest>(br#"{"name":"a","scopes":["tokens:read", 5]}"#)
+            .unwrap_err();
+        match err {
+            ApiError::Validation { field, .. } => assert_eq!(field, "scopes[1]"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_scopes_are_named() {
+        let err = parse_json::<CreateTokenRequest>(br#"{"name":"a","scopes":[],"colour":1}"#)
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Validation { ref field, .. } if field == "colour"),
+            "{err:?}"
+        );
+        let err = parse_json::<CreateTokenRequest>(br#"{"name":"a","scopes":["tokens:destroy"]}"#)
+            .unwrap_err();
+        match err {
+            ApiError::Validation { field, message } => {
+                assert_eq!(field, "scopes[0]");
+                assert!(message.contains("tokens:destroy"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_syntax_error() {
+        assert!(matches!(
+            parse_json::<CreateTokenRequest>(br#"{"name":"#),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<CreateTokenRequest>(br#"{"name":"a","scopes":[]} trailing"#),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+}

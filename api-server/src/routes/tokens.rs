@@ -1,0 +1,483 @@
+//! `/v1/tokens`: create, list, get, rotate, revoke and verify.
+
+use super::idempotency::{self, Idempotency};
+use super::{
+    authenticated, json_response, parse_json, parse_json_or_default, raw_body, respond, v1,
+    with_state,
+};
+use crate::app::AppState;
+use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
+use crate::error::ApiError;
+use crate::metrics::VerifyLabels;
+use crate::pagination::{Cursor, page_limit};
+use crate::store::tokens::{self as token_store, Rotation, TokenRow};
+use crate::store::{StoreError, credentials, new_id, now, workspaces};
+use crate::validate;
+use bytes::Bytes;
+use jiff::{SignedDuration, Timestamp};
+use tooken_contract::tokens::{
+    CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
+    TokenList, VerifyReason, VerifyTokenRequest, VerifyTokenResponse,
+};
+use tooken_contract::{ErrorBody, Scope, Secret};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::path::FullPath;
+use warp::reply::Response;
+
+/// The longest grace period a rotation may give the previous secret (30 days).
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 3600;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let limit = state.max_body_bytes;
+    let create = v1()
+        .and(warp::path!("tokens"))
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state.clone()))
+        .and(idempotency::key())
+        .and(warp::path::full())
+        .and(raw_body(limit))
+        .then(create_token)
+        .map(respond);
+    let list = v1()
+        .and(warp::path!("tokens"))
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state.clone()))
+        .and(super::raw_query())
+        .then(list_tokens)
+        .map(respond);
+    let verify = v1()
+        .and(warp::path!("tokens" / "verify"))
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state.clone()))
+        .and(raw_body(limit))
+        .then(verify_token)
+        .map(respond);
+    let get = v1()
+        .and(warp::path!("tokens" / String))
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state.clone()))
+        .then(get_token)
+        .map(respond);
+    let rotate = v1()
+        .and(warp::path!("tokens" / String / "rotate"))
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state.clone()))
+        .and(idempotency::key())
+        .and(warp::path::full())
+        .and(raw_body(limit))
+        .then(rotate_token)
+        .map(respond);
+    let revoke = v1()
+        .and(warp::path!("tokens" / String / "revoke"))
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .and(idempotency::key())
+        .and(warp::path::full())
+        .and(raw_body(limit))
+        .then(revoke_token)
+        .map(respond);
+    create
+        .or(list)
+        .unify()
+        .or(verify)
+        .unify()
+        .or(get)
+        .unify()
+        .or(rotate)
+        .unify()
+        .or(revoke)
+        .unify()
+        .boxed()
+}
+
+/// A principal may hand out (by creating or rotating) only scopes it holds itself.
+fn require_grantable(
+    principal: &Principal,
+    scopes: &[Scope],
+    action: &str,
+) -> Result<(), ApiError> {
+    let missing: Vec<&str> = scopes
+        .iter()
+        .filter(|scope| !principal.permits(**scope))
+        .map(|scope| scope.as_str())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "cannot {action} a token with scopes you do not hold: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// `expires_at` must lie in the future.
+fn future_expiry(at: Option<Timestamp>, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
+    match at {
+        Some(at) if at <= now => Err(ApiError::validation(
+            "expires_at",
+            "expires_at must be in the future",
+        )),
+        other => Ok(other),
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/tokens", tag = "tokens",
+    request_body = CreateTokenRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+    responses(
+        (status = 201, description = "Created. The secret is shown only in this response.", body = IssuedToken),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_token(
+    state: AppState,
+    principal: Principal,
+    idempotency_key: Option<String>,
+    path: FullPath,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensWrite)?;
+    let request: CreateTokenRequest = parse_json(&body)?;
+    let name = validate::name("name", &request.name)?;
+    let scopes = validate::scopes(&request.scopes)?;
+    require_grantable(&principal, &scopes, "create")?;
+    let now = now();
+    let explicit_expiry = match request.expires_at {
+        Some(at) => Some(future_expiry(at, now)?),
+        None => None,
+    };
+    let idempotency = Idempotency::new(idempotency_key, "POST", path.as_str(), &body);
+    let mut tx = state.store.begin_write().await?;
+    if let Some(replay) = idempotency.replay(&mut tx, &principal).await? {
+        return Ok(replay);
+    }
+    let expires_at = match explicit_expiry {
+        Some(at) => at,
+        None => {
+            let workspace = workspaces::get(&mut tx, &principal.workspace_id)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            workspace
+                .default_token_expiry_days
+                .map(|days| now + SignedDuration::from_hours(24 * days))
+        }
+    };
+    let secret = Secret::generate();
+    let row = TokenRow {
+        id: new_id(),
+        workspace_id: principal.workspace_id.clone(),
+        name,
+        scopes,
+        prefix: secret.display_prefix().to_owned(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        rotated_at: None,
+        rotation: 0,
+        last_used_at: None,
+        created_by: principal.actor(),
+    };
+    token_store::insert(&mut tx, &row, &hash_secret(&secret)).await?;
+    let mut issued = IssuedToken {
+        token: row.to_api(now),
+        secret: None,
+    };
+    idempotency
+        .remember(&mut tx, &principal, StatusCode::CREATED, &issued)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(token_id = %row.id, "token created");
+    issued.secret = Some(secret.into_exposed());
+    Ok(json_response(StatusCode::CREATED, &issued))
+}
+
+#[utoipa::path(
+    get, path = "/v1/tokens", tag = "tokens",
+    params(ListTokensParams),
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_tokens(
+    state: AppState,
+    principal: Principal,
+    query: String,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensRead)?;
+    let params: ListTokensParams = super::parse_query(&query)?;
+    let limit = page_limit(params.limit)?;
+    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let now = now();
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let mut rows = token_store::list(
+        &mut conn,
+        &principal.workspace_id,
+        params.status,
+        now,
+        after.as_ref().map(Cursor::id),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = Cursor::next_page(&mut rows, limit, |row| &row.id);
+    let data: Vec<Token> = rows.iter().map(|row| row.to_api(now)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &TokenList { data, next_cursor },
+    ))
+}
+
+#[utoipa::path(
+    get, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = Token), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_token(
+    id: String,
+    state: AppState,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensRead)?;
+    let mut conn = state
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let row = token_store::get(&mut conn, &principal.workspace_id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
+    Ok(json_response(StatusCode::OK, &row.to_api(now())))
+}
+
+#[utoipa::path(
+    post, path = "/v1/tokens/{id}/rotate", tag = "tokens",
+    params(("id" = String, Path, description = "Token id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+    request_body(content = Option<RotateTokenRequest>, description = "Optional; an empty body rotates with no grace period"),
+    responses(
+        (status = 200, description = "Rotated. The new secret is shown only in this response.", body = RotatedToken),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Revoked or expired token, or a concurrent rotation", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_token(
+    id: String,
+    state: AppState,
+    principal: Principal,
+    idempotency_key: Option<String>,
+    path: FullPath,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensRotate)?;
+    let request: RotateTokenRequest = parse_json_or_default(&body)?;
+    let grace_seconds = request.grace_period_seconds.unwrap_or(0);
+    if grace_seconds > MAX_GRACE_PERIOD_SECONDS {
+        return Err(ApiError::validation(
+            "grace_period_seconds",
+            format!("grace_period_seconds must be between 0 and {MAX_GRACE_PERIOD_SECONDS}"),
+        ));
+    }
+    let now = now();
+    let new_expiry = match request.expires_at {
+        Some(at) => Some(future_expiry(at, now)?),
+        None => None,
+    };
+    let idempotency = Idempotency::new(idempotency_key, "POST", path.as_str(), &body);
+    let mut tx = state.store.begin_write().await?;
+    if let Some(replay) = idempotency.replay(&mut tx, &principal).await? {
+        return Ok(replay);
+    }
+    let token = token_store::get(&mut tx, &principal.workspace_id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
+    // Rotating hands out a working secret, so it is bound by the same rule as creating.
+    require_grantable(&principal, &token.scopes, "rotate")?;
+    match token.status(now) {
+        tooken_contract::tokens::TokenStatus::Revoked => {
+            return Err(ApiError::conflict(
+                "token_revoked",
+                "a revoked token cannot be rotated",
+            ));
+        }
+        tooken_contract::tokens::TokenStatus::Expired => {
+            return Err(ApiError::conflict(
+                "token_expired",
+                "an expired token cannot be rotated",
+            ));
+        }
+        tooken_contract::tokens::TokenStatus::Active => {}
+    }
+    let expires_at = new_expiry.unwrap_or(token.expires_at);
+    // The old secret never outlives the token it belonged to.
+    let grace_end = [
+        Some(now + SignedDuration::from_secs(grace_seconds as i64)),
+        token.expires_at,
+        expires_at,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .expect("the first candidate is always present");
+    let secret = Secret::generate();
+    let rotated = token_store::rotate(
+        &mut tx,
+        &Rotation {
+            workspace_id: &principal.workspace_id,
+            id: &id,
+            expected_rotation: token.rotation,
+            new_secret_hash: &hash_secret(&secret),
+            new_prefix: secret.display_prefix(),
+            now,
+            expires_at,
+            previous_valid_until: grace_end,
+        },
+    )
+    .await?;
+    if !rotated {
+        return Err(ApiError::conflict(
+            "concurrent_modification",
+            "the token changed while it was being rotated; retry",
+        ));
+    }
+    let updated = token_store::get(&mut tx, &principal.workspace_id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
+    let mut response = RotatedToken {
+        token: updated.to_api(now),
+        secret: None,
+        previous_secret_expires_at: grace_end,
+    };
+    idempotency
+        .remember(&mut tx, &principal, StatusCode::OK, &response)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(token_id = %id, rotation = updated.rotation, "token rotated");
+    response.secret = Some(secret.into_exposed());
+    Ok(json_response(StatusCode::OK, &response))
+}
+
+#[utoipa::path(
+    post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
+    params(("id" = String, Path, description = "Token id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+    responses(
+        (status = 200, description = "Revoked (also when it already was)", body = Token),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_token(
+    id: String,
+    state: AppState,
+    principal: Principal,
+    idempotency_key: Option<String>,
+    path: FullPath,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensRevoke)?;
+    let idempotency = Idempotency::new(idempotency_key, "POST", path.as_str(), &body);
+    let now = now();
+    let mut tx = state.store.begin_write().await?;
+    if let Some(replay) = idempotency.replay(&mut tx, &principal).await? {
+        return Ok(replay);
+    }
+    let newly_revoked = token_store::revoke(&mut tx, &principal.workspace_id, &id, now).await?;
+    let token = token_store::get(&mut tx, &principal.workspace_id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?
+        .to_api(now);
+    idempotency
+        .remember(&mut tx, &principal, StatusCode::OK, &token)
+        .await?;
+    tx.commit().await?;
+    if newly_revoked {
+        tracing::info!(token_id = %id, "token revoked");
+    }
+    Ok(json_response(StatusCode::OK, &token))
+}
+
+#[utoipa::path(
+    post, path = "/v1/tokens/verify", tag = "tokens",
+    request_body = VerifyTokenRequest,
+    responses(
+        (status = 200, description = "Whether the presented token works, and why not", body = VerifyTokenResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn verify_token(
+    state: AppState,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::TokensRead)?;
+    let request: VerifyTokenRequest = parse_json(&body)?;
+    let now = now();
+    let result = match Secret::parse(&request.token) {
+        Err(_) => VerifyTokenResponse::invalid(VerifyReason::Malformed),
+        Ok(secret) => {
+            let hash = hash_secret(&secret);
+            let mut conn = state
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
+            match credentials::find_token(&mut conn, &hash).await? {
+                Some(token)
+                    if token.workspace_id == principal.workspace_id
+                        && hashes_match(&token.secret_hash, &hash) =>
+                {
+                    let reason = match check_token(&token, now) {
+                        Err(TokenRejection::Revoked) => VerifyReason::Revoked,
+                        Err(TokenRejection::Expired) => VerifyReason::Expired,
+                        Err(TokenRejection::Rotated) => VerifyReason::Rotated,
+                        Ok(()) if request.scopes.iter().any(|s| !token.scopes.contains(s)) => {
+                            VerifyReason::InsufficientScope
+                        }
+                        Ok(()) => VerifyReason::Valid,
+                    };
+                    if reason == VerifyReason::Valid {
+                        state.usage.record_token(&token.token_id, now);
+                    }
+                    VerifyTokenResponse {
+                        valid: reason == VerifyReason::Valid,
+                        reason,
+                        token_id: Some(token.token_id),
+                        name: Some(token.name),
+                        scopes: Some(token.scopes),
+                        expires_at: token.expires_at,
+                        secret_expires_at: token.secret_valid_until,
+                    }
+                }
+                _ => VerifyTokenResponse::invalid(VerifyReason::NotFound),
+            }
+        }
+    };
+    state
+        .metrics
+        .verifications
+        .get_or_create(&VerifyLabels {
+            reason: result.reason.as_str().to_owned(),
+        })
+        .inc();
+    Ok(json_response(StatusCode::OK, &result))
+}

@@ -1,0 +1,142 @@
+//! Finding the credential behind a presented secret, and recording when credentials were used.
+
+use super::tokens::decode_scopes;
+use super::{StoreError, from_micros, to_micros};
+use jiff::Timestamp;
+use sqlx::AnyConnection;
+use sqlx::Row;
+use tooken_contract::Scope;
+use tooken_contract::api_keys::ApiKeyKind;
+use tooken_contract::members::Role;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenCredential {
+    pub secret_hash: String,
+    pub token_id: String,
+    pub workspace_id: String,
+    pub workspace_slug: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// Set when this secret was replaced by a rotation: the end of its grace period.
+    pub secret_valid_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyCredential {
+    pub secret_hash: String,
+    pub key_id: String,
+    pub workspace_id: String,
+    pub workspace_slug: String,
+    pub kind: ApiKeyKind,
+    pub member_id: Option<String>,
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credential {
+    Token(TokenCredential),
+    ApiKey(ApiKeyCredential),
+}
+
+/// The token secret with this hash, if any.
+pub async fn find_token(
+    conn: &mut AnyConnection,
+    secret_hash: &str,
+) -> Result<Option<TokenCredential>, StoreError> {
+    let row = sqlx::query(
+        "SELECT s.secret_hash, s.valid_until, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
+         t.expires_at, t.revoked_at FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
+         JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1",
+    )
+    .bind(secret_hash)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let opt_time = |col: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+    };
+    Ok(Some(TokenCredential {
+        secret_hash: row.try_get("secret_hash")?,
+        token_id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        workspace_slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        scopes: decode_scopes(&row.try_get::<String, _>("scopes")?)?,
+        expires_at: opt_time("expires_at")?,
+        revoked_at: opt_time("revoked_at")?,
+        secret_valid_until: opt_time("valid_until")?,
+    }))
+}
+
+/// The API key with this hash, if any, with its member's current role.
+pub async fn find_api_key(
+    conn: &mut AnyConnection,
+    secret_hash: &str,
+) -> Result<Option<ApiKeyCredential>, StoreError> {
+    let row = sqlx::query(
+        "SELECT k.secret_hash, k.id, k.workspace_id, w.slug, k.kind, k.member_id, m.role \
+         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
+         LEFT JOIN members m ON m.id = k.member_id WHERE k.secret_hash = $1",
+    )
+    .bind(secret_hash)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(ApiKeyCredential {
+        secret_hash: row.try_get("secret_hash")?,
+        key_id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        workspace_slug: row.try_get("slug")?,
+        kind: super::api_keys::parse_kind(&row.try_get::<String, _>("kind")?)?,
+        member_id: row.try_get("member_id")?,
+        role: row
+            .try_get::<Option<String>, _>("role")?
+            .and_then(|role| role.parse().ok()),
+    }))
+}
+
+/// A token secret or an API key with this hash.
+pub async fn find(
+    conn: &mut AnyConnection,
+    secret_hash: &str,
+) -> Result<Option<Credential>, StoreError> {
+    if let Some(token) = find_token(conn, secret_hash).await? {
+        return Ok(Some(Credential::Token(token)));
+    }
+    Ok(find_api_key(conn, secret_hash)
+        .await?
+        .map(Credential::ApiKey))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageTable {
+    Tokens,
+    ApiKeys,
+}
+
+/// Moves `last_used_at` forward; never backwards, so replicas flushing out of order agree.
+pub async fn record_last_used(
+    conn: &mut AnyConnection,
+    table: UsageTable,
+    id: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let sql = match table {
+        UsageTable::Tokens => {
+            "UPDATE tokens SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $1)"
+        }
+        UsageTable::ApiKeys => {
+            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $1)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(to_micros(at))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Storage on SQLite (the embedded default) or PostgreSQL (several replicas), through one
+//! portable set of queries: both accept `$1` placeholders, and timestamps are stored as BIGINT
+//! microseconds so no backend-specific types are needed.
+
+pub mod api_keys;
+pub mod credentials;
+pub mod idempotency;
+pub mod members;
+pub mod tokens;
+pub mod workspaces;
+
+use jiff::Timestamp;
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreError(#[from] sqlx::Error);
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(&self.0, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+
+    /// The database could not be reached or gave no connection in time.
+    pub fn is_unavailable(&self) -> bool {
+        match &self.0 {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            // SQLITE_BUSY after the busy timeout, or PostgreSQL shutting down / too many clients.
+            sqlx::Error::Database(db) => matches!(
+                db.code().as_deref(),
+                Some("5" | "517" | "57P01" | "57P02" | "57P03" | "53300")
+            ),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer; queueing writers here is fairer and faster than busy-waiting.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. On SQLite it also holds the writer slot until it ends.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "DATABASE_URL must start with sqlite:// or postgres:// (got scheme `{}`)",
+                url.split(':').next().unwrap_or_default()
+            );
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5));
+        let url = match backend {
+            Backend::Sqlite => {
+                options = options.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the writer; FULL syncs each commit, so an
+                        // acknowledged write survives kill -9 and power loss.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                });
+                if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                }
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot open the database: {err}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot apply database migrations: {err}"))?;
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        // IMMEDIATE takes SQLite's write lock up front, so a read-then-write transaction never
+        // fails half-way because another process (e.g. `bootstrap`) wrote in between.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            _writer: writer,
+        })
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time at the precision stored (microseconds), so responses match later reads.
+pub fn now() -> Timestamp {
+    from_micros(Timestamp::now().as_microsecond())
+}
+
+pub fn to_micros(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+pub fn from_micros(micros: i64) -> Timestamp {
+    Timestamp::from_microsecond(micros).expect("stored timestamps are in range")
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
