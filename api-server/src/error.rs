@@ -92,7 +92,7 @@ impl ApiError {
             error: self.code().to_owned(),
             message: self.to_string(),
             field: match self {
-                ApiError::Validation { field, .. } => Some(field.clone()),
+                ApiError::Validation { field, .. } if !field.is_empty() => Some(field.clone()),
                 _ => None,
             },
         };

@@ -44,16 +44,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run_bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.database_url, 2).await?;
-    let done = bootstrap(
-        &store,
-        &BootstrapRequest {
-            workspace_name: args.workspace,
-            slug: args.slug,
-            owner_email: args.owner_email,
-            key_name: args.key_name,
-        },
-    )
-    .await?;
+    let request = BootstrapRequest {
+        workspace_name: args.workspace,
+        slug: args.slug,
+        owner_email: args.owner_email,
+        key_name: args.key_name,
+    };
+    let done = bootstrap(&store, &request).await?;
     store.close().await;
     eprintln!(
         "Created workspace \"{}\" (slug {}, id {}).",
@@ -64,7 +61,7 @@ async fn run_bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "Team API key \"{}\" (id {}) follows on standard output. It is shown only this once.",
-        "bootstrap", done.api_key_id
+        request.key_name, done.api_key_id
     );
     println!("{}", done.api_key.expose());
     Ok(())

@@ -97,43 +97,55 @@ where
     B: bytes::Buf,
 {
     use futures::StreamExt;
+    // Past the limit, read (and drop) a little more so a client still uploading can read the
+    // 413 instead of a reset connection; beyond that, stop reading altogether.
+    let drain_limit = limit.saturating_mul(4);
     let mut body = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
     let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk
             .map_err(|err| ApiError::InvalidJson(format!("reading the body failed: {err}")))?;
-        if body.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+        seen += chunk.remaining() as u64;
+        if seen > drain_limit {
+            break;
+        }
+        if seen > limit {
+            chunk.advance(chunk.remaining());
+            continue;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
-            body.extend_from_slice(part);
             let n = part.len();
+            body.extend_from_slice(part);
             chunk.advance(n);
         }
+    }
+    if seen > limit {
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     Ok(body.freeze())
 }
 
 /// Parses a JSON body, naming the field at fault (`scopes[1]`) when it does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    // Syntax first, so a value of the wrong shape is never reported as malformed JSON.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::validation(
+            "",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::InvalidJson(inner.to_string())
-        } else {
-            let message = strip_position(&inner.to_string());
-            let field = unknown_field_name(&message).unwrap_or(path);
-            let message = explain(&field, message);
-            ApiError::validation(field, message)
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
-    Ok(value)
+        let message = err.into_inner().to_string();
+        let field =
+            unknown_field_name(&message).unwrap_or(if path == "." { String::new() } else { path });
+        let message = explain(&field, message);
+        ApiError::validation(field, message)
+    })
 }
 
 /// Like `parse_json`, but an empty body means `T::default()`.
@@ -156,16 +168,11 @@ fn explain(field: &str, message: String) -> String {
     }
 }
 
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// serde reports an unknown field at its parent's path; name the field itself.
+/// serde reports an unknown or missing field at its parent's path; name the field itself.
 fn unknown_field_name(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
     Some(rest[..rest.find('`')?].to_owned())
 }
 

@@ -36,11 +36,13 @@ impl StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_) => true,
-            // SQLITE_BUSY after the busy timeout, or PostgreSQL shutting down / too many clients.
-            sqlx::Error::Database(db) => matches!(
-                db.code().as_deref(),
-                Some("5" | "517" | "57P01" | "57P02" | "57P03" | "53300")
-            ),
+            // SQLITE_BUSY after the busy timeout; PostgreSQL connection failures (08xxx), shutdown
+            // (57P0x), too many clients, or the database gone.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                matches!(code.as_ref(), "5" | "517" | "53300" | "3D000")
+                    || code.starts_with("08")
+                    || code.starts_with("57P0")
+            }),
             _ => false,
         }
     }

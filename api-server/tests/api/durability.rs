@@ -1,0 +1,143 @@
+//! The real binary: `bootstrap` on the command line, and acknowledged writes surviving kill -9.
+
+use crate::helpers::{Backend, fresh_database};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use tooken_api_server::install_crypto_provider;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tooken-server");
+
+fn bootstrap(database_url: &str) -> String {
+    let output = Command::new(BINARY)
+        .args([
+            "bootstrap",
+            "--workspace",
+            "production",
+            "--owner-email",
+            "ada@example.com",
+        ])
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run bootstrap");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("production") && !stderr.contains(&key),
+        "{stderr}"
+    );
+    key
+}
+
+/// Starts the server on a free port and returns it with its base URL, read from its JSON log.
+fn start(database_url: &str) -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tooken-server");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Ok(entry) = serde_json::from_str::<Value>(&line)
+            && entry["message"] == "listening"
+        {
+            break entry["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}"))
+}
+
+async fn acknowledged_writes_survive_kill_9(backend: Backend) {
+    install_crypto_provider();
+    let Some(database_url) = fresh_database(backend).await else {
+        return;
+    };
+    let key = bootstrap(&database_url);
+    let (mut server, base_url) = start(&database_url);
+    let http = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for i in 0..25 {
+        let response = http
+            .post(format!("{base_url}/v1/tokens"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"name": format!("t{i}"), "scopes": ["tokens:read"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        acknowledged.push((
+            body["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // SIGKILL right after the last acknowledgement: no shutdown hook runs.
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, base_url) = start(&database_url);
+    for (id, secret) in &acknowledged {
+        let response = http
+            .post(format!("{base_url}/v1/tokens/verify"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"token": secret}))
+            .send()
+            .await
+            .unwrap();
+        let verdict: Value = response.json().await.unwrap();
+        assert_eq!(
+            verdict["valid"], true,
+            "{id} was acknowledged but lost: {verdict}"
+        );
+        assert_eq!(verdict["token_id"], id.as_str());
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_acknowledged_writes_survive_kill_9() {
+    acknowledged_writes_survive_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_acknowledged_writes_survive_kill_9() {
+    acknowledged_writes_survive_kill_9(Backend::Postgres).await;
+}
+
+#[test]
+fn bootstrap_refuses_a_taken_slug_and_bad_urls() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database_url = runtime.block_on(fresh_database(Backend::Sqlite)).unwrap();
+    bootstrap(&database_url);
+    let output = Command::new(BINARY)
+        .args(["bootstrap", "--workspace", "Production"])
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no key printed");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL must start with"));
+}

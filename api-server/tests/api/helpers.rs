@@ -1,0 +1,220 @@
+//! `spawn_app`: the real server on port 0 with a fresh database, plus an HTTP client.
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tooken_api_server::app::{AppState, Application, Settings};
+use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::install_crypto_provider;
+use tooken_api_server::store::Store;
+use tooken_contract::Client;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database URL for `backend`, or `None` when PostgreSQL is not configured here.
+pub async fn fresh_database(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("tooken-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path: PathBuf = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+            Some(format!("sqlite://{}", path.display()))
+        }
+        Backend::Postgres => {
+            let admin = postgres_admin_url()?;
+            let name = format!("tooken_test_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = sqlx_connect(&admin).await;
+            sqlx::Executor::execute(
+                &mut conn,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+            )
+            .await
+            .expect("create test database");
+            Some(replace_database(&admin, &name))
+        }
+    }
+}
+
+/// `TOOKEN_TEST_POSTGRES_URL` names a server where tests may create databases. Without it the
+/// PostgreSQL variants say they were skipped, except under CI, where that is a failure.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TOOKEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but TOOKEN_TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: TOOKEN_TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run"
+            );
+            None
+        }
+    }
+}
+
+pub async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect to PostgreSQL")
+}
+
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("URL has a database path");
+    format!("{base}/{name}")
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub database_url: String,
+    /// The bootstrap team key of the workspace `production`.
+    pub api_key: String,
+    pub workspace_id: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    install_crypto_provider();
+    let database_url = fresh_database(backend).await?;
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        db_max_connections: 8,
+        max_body_bytes: 64 * 1024,
+        usage_flush_interval: Duration::from_millis(50),
+    };
+    let app = Application::build(&settings).await.expect("server starts");
+    let base_url = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let done = bootstrap(&state.store, &request("production"))
+        .await
+        .expect("bootstrap");
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    Some(TestApp {
+        base_url,
+        database_url,
+        api_key: done.api_key.expose().to_owned(),
+        workspace_id: done.workspace.id,
+        state,
+        http: reqwest::Client::new(),
+        shutdown: Some(shutdown),
+    })
+}
+
+pub fn request(workspace: &str) -> BootstrapRequest {
+    BootstrapRequest {
+        workspace_name: workspace.into(),
+        slug: None,
+        owner_email: None,
+        key_name: "bootstrap".into(),
+    }
+}
+
+impl TestApp {
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// The typed client acting with `credential`.
+    pub fn client(&self, credential: &str) -> Client {
+        Client::new(self.http.clone(), &self.base_url, credential)
+    }
+
+    /// A raw request, for what the typed client cannot send (bad bodies, odd headers).
+    pub fn raw(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base_url, path))
+    }
+
+    pub fn authed(&self, method: Method, path: &str, credential: &str) -> RequestBuilder {
+        self.raw(method, path).bearer_auth(credential)
+    }
+
+    /// Creates a token with the team key and returns (id, secret).
+    pub async fn token(&self, name: &str, scopes: Value) -> (String, String) {
+        let response = self
+            .authed(Method::POST, "/v1/tokens", &self.api_key)
+            .json(&serde_json::json!({"name": name, "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_json(response, 201).await;
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A second workspace on the same server, with its own team key.
+    pub async fn other_workspace(&self, name: &str) -> (String, String) {
+        let done = bootstrap(self.store(), &request(name))
+            .await
+            .expect("bootstrap");
+        (done.workspace.id, done.api_key.expose().to_owned())
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect_json(response: Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("body is not JSON: {text}"))
+}
+
+/// Asserts an error response: status, code and (optionally) field.
+pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
+    let body = expect_json(response, status).await;
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Runs each named scenario `async fn name(app: TestApp)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) =
+                        $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
