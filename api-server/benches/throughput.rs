@@ -1,0 +1,331 @@
+//! Throughput and latency of `POST /v1/tokens/verify` and `GET /v1/tokens/{id}` with 100,000
+//! tokens stored, against a trivial warp handler as the baseline; and token creation per
+//! second on SQLite and (when `TOOKEN_BENCH_POSTGRES_URL` is set) PostgreSQL.
+//!
+//! Run: `cargo bench -p tooken-api-server --bench throughput`
+//! Knobs: TOOKEN_BENCH_TOKENS (100000), TOOKEN_BENCH_CONNECTIONS (16), TOOKEN_BENCH_SECONDS (5).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tooken_api_server::app::{Application, Settings};
+use tooken_api_server::auth::hash_secret;
+use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::store::tokens::{self, TokenRow};
+use tooken_api_server::store::{Store, new_id, now};
+use tooken_contract::{Scope, Secret};
+use warp::Filter;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone)]
+struct Target {
+    method: &'static str,
+    /// One request shape per worker, chosen round-robin, so lookups hit many rows.
+    requests: Vec<(String, Option<String>)>,
+    credential: Option<String>,
+}
+
+struct Outcome {
+    requests: usize,
+    errors: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `connections` keep-alive HTTP/1.1 connections, each sending requests back to back.
+async fn drive(
+    addr: SocketAddr,
+    target: Arc<Target>,
+    connections: usize,
+    run_for: Duration,
+) -> Outcome {
+    let deadline = Instant::now() + run_for;
+    let started = Instant::now();
+    let workers = (0..connections).map(|worker| {
+        let target = target.clone();
+        tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(connection);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut errors = 0;
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let (path, body) = &target.requests[i % target.requests.len()];
+                i += connections;
+                let mut builder = Request::builder()
+                    .method(target.method)
+                    .uri(path.as_str())
+                    .header("host", "bench");
+                if let Some(credential) = &target.credential {
+                    builder = builder.header("authorization", format!("Bearer {credential}"));
+                }
+                let body = body.clone().map(Bytes::from).unwrap_or_default();
+                if !body.is_empty() {
+                    builder = builder.header("content-type", "application/json");
+                }
+                let request = builder.body(Full::new(body)).unwrap();
+                let sent = Instant::now();
+                sender.ready().await.expect("connection ready");
+                let response = sender.send_request(request).await.expect("response");
+                let ok = response.status().is_success();
+                response.into_body().collect().await.expect("body");
+                latencies.push(sent.elapsed());
+                errors += usize::from(!ok);
+            }
+            (latencies, errors)
+        })
+    });
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (latencies, worker_errors) = worker.await.unwrap();
+        all.extend(latencies);
+        errors += worker_errors;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Outcome {
+        requests: all.len(),
+        errors,
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn report(name: &str, outcome: &Outcome, baseline: Option<&Outcome>) {
+    let ratio = baseline
+        .map(|b| {
+            format!(
+                "  {:>5.1}% of baseline",
+                100.0 * outcome.per_second / b.per_second
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} requests, {} errors){ratio}",
+        outcome.per_second,
+        outcome.p50.as_secs_f64() * 1e3,
+        outcome.p99.as_secs_f64() * 1e3,
+        outcome.requests,
+        outcome.errors,
+    );
+}
+
+/// Stores `count` tokens directly, in batches; returns (id, secret) of a sample of them.
+async fn seed_tokens(store: &Store, workspace_id: &str, count: usize) -> Vec<(String, String)> {
+    let mut sample = Vec::new();
+    let batch = 1000;
+    for start in (0..count).step_by(batch) {
+        let mut tx = store.begin_write().await.unwrap();
+        for i in start..(start + batch).min(count) {
+            let secret = Secret::generate();
+            let row = TokenRow {
+                id: new_id(),
+                workspace_id: workspace_id.to_owned(),
+                name: format!("bench-{i}"),
+                scopes: vec![Scope::TokensRead],
+                prefix: secret.display_prefix().to_owned(),
+                created_at: now(),
+                expires_at: None,
+                revoked_at: None,
+                rotated_at: None,
+                rotation: 0,
+                last_used_at: None,
+                created_by: "bench".into(),
+            };
+            tokens::insert(&mut tx, &row, &hash_secret(&secret))
+                .await
+                .unwrap();
+            if i % 97 == 0 {
+                sample.push((row.id, secret.into_exposed()));
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+    sample
+}
+
+/// Starts tooken-server on its own runtime thread, so load generation does not share its workers.
+fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let settings = Settings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                database_url,
+                db_max_connections: 16,
+                max_body_bytes: 64 * 1024,
+                usage_flush_interval: Duration::from_secs(5),
+            };
+            let app = Application::build(&settings).await.expect("server starts");
+            let store = app.state().store.clone();
+            let done = bootstrap(
+                &store,
+                &BootstrapRequest {
+                    workspace_name: "bench".into(),
+                    slug: None,
+                    owner_email: None,
+                    key_name: "bench".into(),
+                },
+            )
+            .await
+            .unwrap();
+            tx.send((
+                app.local_addr(),
+                store,
+                done.api_key.into_exposed(),
+                done.workspace.id,
+            ))
+            .unwrap();
+            app.run_until_stopped(std::future::pending()).await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn start_baseline() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let route = warp::path!("baseline")
+                .and(warp::post())
+                .and(warp::body::bytes())
+                .map(|_body: Bytes| warp::reply::json(&serde_json::json!({"valid": true})));
+            warp::serve(route).incoming(listener).run().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+async fn creation_rate(
+    addr: SocketAddr,
+    key: &str,
+    connections: usize,
+    run_for: Duration,
+) -> Outcome {
+    let body =
+        serde_json::json!({"name": "created-by-bench", "scopes": ["tokens:read"]}).to_string();
+    let target = Target {
+        method: "POST",
+        requests: vec![("/v1/tokens".into(), Some(body))],
+        credential: Some(key.to_owned()),
+    };
+    drive(addr, Arc::new(target), connections, run_for).await
+}
+
+fn main() {
+    tooken_api_server::install_crypto_provider();
+    let count: usize = env_or("TOOKEN_BENCH_TOKENS", 100_000);
+    let connections: usize = env_or("TOOKEN_BENCH_CONNECTIONS", 16);
+    let run_for = Duration::from_secs(env_or("TOOKEN_BENCH_SECONDS", 5));
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("tooken-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.join("bench.db").display());
+    let (addr, store, key, workspace_id) = start_server(sqlite_url);
+    let baseline_addr = start_baseline();
+
+    client.block_on(async {
+        let seeding = Instant::now();
+        let sample = seed_tokens(&store, &workspace_id, count).await;
+        println!(
+            "seeded {count} tokens on SQLite in {:.1} s; {connections} keep-alive connections, {} s per target, 2 cores shared by server and load",
+            seeding.elapsed().as_secs_f64(),
+            run_for.as_secs()
+        );
+        let verify = Target {
+            method: "POST",
+            requests: sample
+                .iter()
+                .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
+                .collect(),
+            credential: Some(key.clone()),
+        };
+        let get = Target {
+            method: "GET",
+            requests: sample.iter().map(|(id, _)| (format!("/v1/tokens/{id}"), None)).collect(),
+            credential: Some(key.clone()),
+        };
+        let baseline = Target {
+            method: "POST",
+            requests: sample
+                .iter()
+                .map(|(_, secret)| ("/baseline".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
+                .collect(),
+            credential: None,
+        };
+        // Warm up both servers before measuring.
+        drive(baseline_addr, Arc::new(baseline.clone()), connections, Duration::from_secs(1)).await;
+        drive(addr, Arc::new(verify.clone()), connections, Duration::from_secs(1)).await;
+
+        let base = drive(baseline_addr, Arc::new(baseline), connections, run_for).await;
+        report("baseline (trivial warp)", &base, None);
+        let verify_outcome = drive(addr, Arc::new(verify), connections, run_for).await;
+        report("POST /v1/tokens/verify", &verify_outcome, Some(&base));
+        let get_outcome = drive(addr, Arc::new(get), connections, run_for).await;
+        report("GET /v1/tokens/{id}", &get_outcome, Some(&base));
+        let created = creation_rate(addr, &key, 8, run_for).await;
+        report("POST /v1/tokens (SQLite)", &created, None);
+        println!(
+            "target: verify >= 50% of baseline and p99 <= 2 ms: {}",
+            if verify_outcome.per_second >= 0.5 * base.per_second && verify_outcome.p99 <= Duration::from_millis(2) {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+
+        match std::env::var("TOOKEN_BENCH_POSTGRES_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let name = format!("tooken_bench_{}", std::process::id());
+                sqlx::any::install_default_drivers();
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.unwrap();
+                sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await.unwrap();
+                sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+                let (base_url, _) = admin.rsplit_once('/').unwrap();
+                let (pg_addr, _, pg_key, _) = start_server(format!("{base_url}/{name}"));
+                let created = creation_rate(pg_addr, &pg_key, 8, run_for).await;
+                report("POST /v1/tokens (PostgreSQL)", &created, None);
+            }
+            _ => println!("POST /v1/tokens (PostgreSQL): skipped, set TOOKEN_BENCH_POSTGRES_URL to measure"),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    std::process::exit(0);
+}
