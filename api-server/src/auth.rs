@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::store::credentials::{self, Credential};
-use crate::store::{Store, StoreError, now};
+use crate::store::{Store, now};
 use crate::usage::UsageRecorder;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -171,9 +171,7 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let secret = bearer(authorization).map_err(|_| ApiError::Unauthorized)?;
     let hash = hash_secret(&secret);
-    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-    let found = credentials::find(&mut conn, &hash).await?;
-    drop(conn);
+    let found = store.find_credential(&hash).await?;
     let now = now();
     let (principal, workspace_slug) = match found {
         Some(Credential::Token(token)) if hashes_match(&token.secret_hash, &hash) => {

@@ -40,7 +40,8 @@ impl UsageRecorder {
             for ((table, id), at) in &batch {
                 credentials::record_last_used(&mut tx, *table, id, *at).await?;
             }
-            tx.commit().await
+            // last_used_at is not part of any cached credential.
+            tx.commit_keeping_cache().await
         }
         .await;
         match result {

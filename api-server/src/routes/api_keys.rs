@@ -36,7 +36,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(raw_body(limit))
         .then(create_api_key)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let list = v1()
         .and(warp::path!("api-keys"))
         .and(warp::get())
@@ -44,14 +45,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(authenticated(state.clone()))
         .and(raw_query())
         .then(list_api_keys)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let get = v1()
         .and(warp::path!("api-keys" / String))
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state.clone()))
         .then(get_api_key)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let regenerate = v1()
         .and(warp::path!("api-keys" / String / "regenerate"))
         .and(warp::post())
@@ -61,14 +64,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(raw_body(limit))
         .then(regenerate_api_key)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let delete = v1()
         .and(warp::path!("api-keys" / String))
         .and(warp::delete())
         .and(with_state(state.clone()))
         .and(authenticated(state))
         .then(delete_api_key)
-        .map(respond);
+        .map(respond)
+        .boxed();
     create
         .or(list)
         .unify()

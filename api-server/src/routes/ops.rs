@@ -14,23 +14,39 @@ use warp::reply::Response;
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let healthz = warp::path!("healthz")
         .and(warp::get())
-        .map(|| json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+        .map(|| json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+        .boxed();
     let ready_state = state.clone();
     let readyz = warp::path!("readyz")
         .and(warp::get())
-        .then(move || readyz(ready_state.clone()));
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        warp::reply::with_header(
-            state.metrics.render(),
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )
-        .into_response()
-    });
-    let document = ApiDoc::openapi();
+        .then(move || readyz(ready_state.clone()))
+        .boxed();
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .map(move || {
+            warp::reply::with_header(
+                state.metrics.render(),
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .into_response()
+        })
+        .boxed();
+    // Serialised once: warp's `or` clones filters per request, so nothing large is captured.
+    let document = bytes::Bytes::from(
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the document serialises"),
+    );
     let openapi = warp::path!("v1" / "openapi.json")
         .and(warp::get())
-        .map(move || json_response(StatusCode::OK, &document));
+        .map(move || {
+            warp::http::Response::builder()
+                .header("content-type", "application/json")
+                .body(document.clone().into())
+                .expect("a static response is valid")
+        })
+        .boxed();
     healthz
         .or(readyz)
         .unify()

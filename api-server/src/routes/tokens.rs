@@ -10,8 +10,9 @@ use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_ma
 use crate::error::ApiError;
 use crate::metrics::VerifyLabels;
 use crate::pagination::{Cursor, page_limit};
+use crate::store::credentials::Credential;
 use crate::store::tokens::{self as token_store, Rotation, TokenRow};
-use crate::store::{StoreError, credentials, new_id, now, workspaces};
+use crate::store::{StoreError, new_id, now, workspaces};
 use crate::validate;
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
@@ -40,7 +41,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(raw_body(limit))
         .then(create_token)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let list = v1()
         .and(warp::path!("tokens"))
         .and(warp::get())
@@ -48,7 +50,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(authenticated(state.clone()))
         .and(super::raw_query())
         .then(list_tokens)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let verify = v1()
         .and(warp::path!("tokens" / "verify"))
         .and(warp::post())
@@ -56,14 +59,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(authenticated(state.clone()))
         .and(raw_body(limit))
         .then(verify_token)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let get = v1()
         .and(warp::path!("tokens" / String))
         .and(warp::get())
         .and(with_state(state.clone()))
         .and(authenticated(state.clone()))
         .then(get_token)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let rotate = v1()
         .and(warp::path!("tokens" / String / "rotate"))
         .and(warp::post())
@@ -73,7 +78,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(raw_body(limit))
         .then(rotate_token)
-        .map(respond);
+        .map(respond)
+        .boxed();
     let revoke = v1()
         .and(warp::path!("tokens" / String / "revoke"))
         .and(warp::post())
@@ -83,7 +89,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path::full())
         .and(raw_body(limit))
         .then(revoke_token)
-        .map(respond);
+        .map(respond)
+        .boxed();
     create
         .or(list)
         .unify()
@@ -196,7 +203,7 @@ pub async fn create_token(
     idempotency
         .remember(&mut tx, &principal, StatusCode::CREATED, &issued)
         .await?;
-    tx.commit().await?;
+    tx.commit_keeping_cache().await?;
     tracing::info!(token_id = %row.id, "token created");
     issued.secret = Some(secret.into_exposed());
     Ok(json_response(StatusCode::CREATED, &issued))
@@ -435,14 +442,8 @@ pub async fn verify_token(
         Err(_) => VerifyTokenResponse::invalid(VerifyReason::Malformed),
         Ok(secret) => {
             let hash = hash_secret(&secret);
-            let mut conn = state
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(StoreError::from)?;
-            match credentials::find_token(&mut conn, &hash).await? {
-                Some(token)
+            match state.store.find_credential(&hash).await? {
+                Some(Credential::Token(token))
                     if token.workspace_id == principal.workspace_id
                         && hashes_match(&token.secret_hash, &hash) =>
                 {

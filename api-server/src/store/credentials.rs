@@ -40,15 +40,21 @@ pub enum Credential {
     ApiKey(ApiKeyCredential),
 }
 
-/// The token secret with this hash, if any.
-pub async fn find_token(
+/// A token secret or an API key with this hash, in one round trip.
+pub async fn find(
     conn: &mut AnyConnection,
     secret_hash: &str,
-) -> Result<Option<TokenCredential>, StoreError> {
+) -> Result<Option<Credential>, StoreError> {
     let row = sqlx::query(
-        "SELECT s.secret_hash, s.valid_until, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
-         t.expires_at, t.revoked_at FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
-         JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1",
+        "SELECT 'token' AS source, s.secret_hash, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
+         t.expires_at, t.revoked_at, s.valid_until, NULL AS kind, NULL AS member_id, NULL AS role \
+         FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
+         JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1 \
+         UNION ALL \
+         SELECT 'api_key', k.secret_hash, k.id, k.workspace_id, w.slug, k.name, NULL, NULL, NULL, \
+         NULL, k.kind, k.member_id, m.role \
+         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
+         LEFT JOIN members m ON m.id = k.member_id WHERE k.secret_hash = $1",
     )
     .bind(secret_hash)
     .fetch_optional(conn)
@@ -57,57 +63,32 @@ pub async fn find_token(
     let opt_time = |col: &str| -> Result<Option<Timestamp>, sqlx::Error> {
         Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
     };
-    Ok(Some(TokenCredential {
-        secret_hash: row.try_get("secret_hash")?,
-        token_id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        workspace_slug: row.try_get("slug")?,
-        name: row.try_get("name")?,
-        scopes: decode_scopes(&row.try_get::<String, _>("scopes")?)?,
-        expires_at: opt_time("expires_at")?,
-        revoked_at: opt_time("revoked_at")?,
-        secret_valid_until: opt_time("valid_until")?,
-    }))
-}
-
-/// The API key with this hash, if any, with its member's current role.
-pub async fn find_api_key(
-    conn: &mut AnyConnection,
-    secret_hash: &str,
-) -> Result<Option<ApiKeyCredential>, StoreError> {
-    let row = sqlx::query(
-        "SELECT k.secret_hash, k.id, k.workspace_id, w.slug, k.kind, k.member_id, m.role \
-         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
-         LEFT JOIN members m ON m.id = k.member_id WHERE k.secret_hash = $1",
-    )
-    .bind(secret_hash)
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(ApiKeyCredential {
-        secret_hash: row.try_get("secret_hash")?,
-        key_id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        workspace_slug: row.try_get("slug")?,
-        kind: super::api_keys::parse_kind(&row.try_get::<String, _>("kind")?)?,
-        member_id: row.try_get("member_id")?,
-        role: row
-            .try_get::<Option<String>, _>("role")?
-            .and_then(|role| role.parse().ok()),
-    }))
-}
-
-/// A token secret or an API key with this hash.
-pub async fn find(
-    conn: &mut AnyConnection,
-    secret_hash: &str,
-) -> Result<Option<Credential>, StoreError> {
-    if let Some(token) = find_token(conn, secret_hash).await? {
-        return Ok(Some(Credential::Token(token)));
-    }
-    Ok(find_api_key(conn, secret_hash)
-        .await?
-        .map(Credential::ApiKey))
+    let credential = if row.try_get::<String, _>("source")? == "token" {
+        Credential::Token(TokenCredential {
+            secret_hash: row.try_get("secret_hash")?,
+            token_id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            workspace_slug: row.try_get("slug")?,
+            name: row.try_get("name")?,
+            scopes: decode_scopes(&row.try_get::<String, _>("scopes")?)?,
+            expires_at: opt_time("expires_at")?,
+            revoked_at: opt_time("revoked_at")?,
+            secret_valid_until: opt_time("valid_until")?,
+        })
+    } else {
+        Credential::ApiKey(ApiKeyCredential {
+            secret_hash: row.try_get("secret_hash")?,
+            key_id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            workspace_slug: row.try_get("slug")?,
+            kind: super::api_keys::parse_kind(&row.try_get::<String, _>("kind")?)?,
+            member_id: row.try_get("member_id")?,
+            role: row
+                .try_get::<Option<String>, _>("role")?
+                .and_then(|role| role.parse().ok()),
+        })
+    };
+    Ok(Some(credential))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

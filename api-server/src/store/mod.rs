@@ -3,12 +3,15 @@
 //! microseconds so no backend-specific types are needed.
 
 pub mod api_keys;
+pub mod credential_cache;
 pub mod credentials;
 pub mod idempotency;
 pub mod members;
 pub mod tokens;
 pub mod workspaces;
 
+use credential_cache::CredentialCache;
+use credentials::Credential;
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
@@ -60,16 +63,30 @@ pub struct Store {
     backend: Backend,
     /// SQLite allows one writer; queueing writers here is fairer and faster than busy-waiting.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// SQLite only; see `credential_cache`.
+    credential_cache: Option<Arc<CredentialCache>>,
 }
 
 /// A write transaction. On SQLite it also holds the writer slot until it ends.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    credential_cache: Option<Arc<CredentialCache>>,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
+    /// Commits and forgets every cached credential lookup, since the change may affect one.
     pub async fn commit(self) -> Result<(), StoreError> {
+        let cache = self.credential_cache.clone();
+        self.tx.commit().await?;
+        if let Some(cache) = cache {
+            cache.invalidate();
+        }
+        Ok(())
+    }
+
+    /// Commits a change that alters no existing credential (a new token, a usage timestamp).
+    pub async fn commit_keeping_cache(self) -> Result<(), StoreError> {
         Ok(self.tx.commit().await?)
     }
 }
@@ -86,6 +103,8 @@ impl DerefMut for WriteTx {
         &mut self.tx
     }
 }
+
+const CREDENTIAL_CACHE_CAPACITY: usize = 100_000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -108,7 +127,8 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5));
         let url = match backend {
             Backend::Sqlite => {
-                options = options.after_connect(|conn, _| {
+                // A local file connection cannot go stale, so skip the ping on every acquire.
+                options = options.test_before_acquire(false).after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run beside the writer; FULL syncs each commit, so an
                         // acknowledged write survives kill -9 and power loss.
@@ -136,10 +156,13 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|err| anyhow::anyhow!("cannot apply database migrations: {err}"))?;
+        let sqlite = backend == Backend::Sqlite;
         Ok(Store {
             pool,
             backend,
-            sqlite_writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
+            credential_cache: sqlite
+                .then(|| Arc::new(CredentialCache::new(CREDENTIAL_CACHE_CAPACITY))),
         })
     }
 
@@ -164,8 +187,33 @@ impl Store {
         };
         Ok(WriteTx {
             tx,
+            credential_cache: self.credential_cache.clone(),
             _writer: writer,
         })
+    }
+
+    /// The token secret or API key with this hash.
+    pub async fn find_credential(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        if let Some(cache) = &self.credential_cache
+            && let Some(hit) = cache.get(secret_hash)
+        {
+            return Ok(Some(hit));
+        }
+        let generation = self
+            .credential_cache
+            .as_ref()
+            .map(|cache| cache.generation());
+        let mut conn = self.pool.acquire().await?;
+        let found = credentials::find(&mut conn, secret_hash).await?;
+        if let (Some(cache), Some(generation), Some(found)) =
+            (&self.credential_cache, generation, &found)
+        {
+            cache.insert(secret_hash, generation, found.clone());
+        }
+        Ok(found)
     }
 
     /// A cheap round trip, for readiness.

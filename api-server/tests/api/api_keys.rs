@@ -126,6 +126,10 @@ async fn regenerate_keeps_identity_and_kills_the_old_key(app: TestApp) {
         .await
         .unwrap();
     let old = issued.key.unwrap();
+    app.client(&old)
+        .list_api_keys()
+        .await
+        .expect("works before regeneration");
     let regenerated = admin.regenerate_api_key(&issued.api_key.id).await.unwrap();
     let new = regenerated.key.unwrap();
     assert_ne!(new, old);
@@ -155,6 +159,10 @@ async fn deleted_keys_stop_working(app: TestApp) {
         .await
         .unwrap();
     let key = issued.key.unwrap();
+    app.client(&key)
+        .list_api_keys()
+        .await
+        .expect("works before deletion");
     admin.delete_api_key(&issued.api_key.id).await.unwrap();
     let response = app
         .authed(Method::GET, "/v1/tokens", &key)
@@ -282,12 +290,14 @@ async fn personal_keys_act_with_their_members_role(app: TestApp) {
         .unwrap();
     expect_error(response, 404, "not_found").await;
 
-    // Removing a member kills their personal keys at once.
+    // Removing a member (in a write transaction, as the server does) kills their keys at once.
+    let mut tx = app.store().begin_write().await.unwrap();
     sqlx::query("DELETE FROM members WHERE id = $1")
         .bind(&admin_id)
-        .execute(app.store().pool())
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let response = app
         .authed(Method::GET, "/v1/tokens", &admin)
         .send()

@@ -368,6 +368,18 @@ async fn rotation_grace_period_is_capped_by_expiry(app: TestApp) {
 async fn revocation_is_immediate_and_permanent(app: TestApp) {
     let client = app.client(&app.api_key);
     let (id, secret) = app.token("doomed", json!(["tokens:read"])).await;
+    app.client(&secret)
+        .get_token(&id)
+        .await
+        .expect("works before revocation");
+    let verdict = client
+        .verify_token(&VerifyTokenRequest {
+            token: secret.clone(),
+            scopes: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(verdict.valid);
     let revoked = client.revoke_token(&id).await.unwrap();
     assert_eq!(revoked.status, TokenStatus::Revoked);
     let revoked_at = revoked.revoked_at.expect("revoked_at is set");
