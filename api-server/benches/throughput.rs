@@ -1,6 +1,7 @@
 //! Throughput and latency of `POST /v1/tokens/verify` and `GET /v1/tokens/{id}` with 100,000
 //! tokens stored, against a trivial warp handler as the baseline; and token creation per
-//! second on SQLite and (when `TOOKEN_BENCH_POSTGRES_URL` is set) PostgreSQL.
+//! second on SQLite; and, when `TOOKEN_BENCH_POSTGRES_URL` is set, verify and creation on
+//! PostgreSQL, where nothing is cached because several replicas share the database.
 //!
 //! Run: `cargo bench -p tooken-api-server --bench throughput`
 //! Knobs: TOOKEN_BENCH_TOKENS (100000), TOOKEN_BENCH_CONNECTIONS (16), TOOKEN_BENCH_SECONDS (5),
@@ -346,7 +347,18 @@ fn main() {
                 sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await.unwrap();
                 sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
                 let (base_url, _) = admin.rsplit_once('/').unwrap();
-                let (pg_addr, _, pg_key, _) = start_server(format!("{base_url}/{name}"));
+                let (pg_addr, pg_store, pg_key, pg_workspace) = start_server(format!("{base_url}/{name}"));
+                let pg_sample = seed_tokens(&pg_store, &pg_workspace, count).await;
+                let pg_verify = Target {
+                    method: "POST",
+                    requests: pg_sample
+                        .iter()
+                        .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
+                        .collect(),
+                    credential: Some(pg_key.clone()),
+                };
+                let outcome = drive(pg_addr, Arc::new(pg_verify), connections, run_for).await;
+                report("POST /v1/tokens/verify (PG)", &outcome, Some(&medians[0]));
                 let created = creation_rate(pg_addr, &pg_key, 8, run_for).await;
                 report("POST /v1/tokens (PostgreSQL)", &created, None);
             }
