@@ -183,13 +183,7 @@ fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let settings = Settings {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                database_url,
-                db_max_connections: 16,
-                max_body_bytes: 64 * 1024,
-                usage_flush_interval: Duration::from_secs(5),
-            };
+            let settings = Settings::new("127.0.0.1:0".parse().unwrap(), database_url);
             let app = Application::build(&settings).await.expect("server starts");
             let store = app.state().store.clone();
             let done = bootstrap(

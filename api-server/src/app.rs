@@ -13,6 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignupPolicy {
+    /// Anyone who can reach the server.
+    Open,
+    /// Only emails with a pending invitation (or named by `bootstrap --owner-email`).
+    InviteOnly,
+    Disabled,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -20,6 +30,26 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub max_body_bytes: u64,
     pub usage_flush_interval: Duration,
+    pub signup: SignupPolicy,
+    pub session_ttl: Duration,
+    /// How often expiry, retention and clean-up jobs run.
+    pub sweep_interval: Duration,
+}
+
+impl Settings {
+    /// Defaults for everything but where to listen and which database to use.
+    pub fn new(listen: SocketAddr, database_url: String) -> Settings {
+        Settings {
+            listen,
+            database_url,
+            db_max_connections: 16,
+            max_body_bytes: 64 * 1024,
+            usage_flush_interval: Duration::from_secs(5),
+            signup: SignupPolicy::Open,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 /// What every handler can reach.
@@ -29,12 +59,15 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: u64,
+    pub signup: SignupPolicy,
+    pub session_ttl: jiff::SignedDuration,
 }
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     usage_flush_interval: Duration,
+    sweep_interval: Duration,
 }
 
 impl Application {
@@ -50,8 +83,12 @@ impl Application {
                 usage: Arc::default(),
                 metrics: Arc::default(),
                 max_body_bytes: settings.max_body_bytes,
+                signup: settings.signup,
+                session_ttl: jiff::SignedDuration::try_from(settings.session_ttl)
+                    .map_err(|err| anyhow::anyhow!("session lifetime out of range: {err}"))?,
             },
             usage_flush_interval: settings.usage_flush_interval,
+            sweep_interval: settings.sweep_interval,
         })
     }
 
@@ -67,7 +104,11 @@ impl Application {
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let state = self.state;
-        let upkeep = tokio::spawn(maintenance::run(state.clone(), self.usage_flush_interval));
+        let upkeep = tokio::spawn(maintenance::run(
+            state.clone(),
+            self.usage_flush_interval,
+            self.sweep_interval,
+        ));
         tracing::info!(address = %self.listener.local_addr().expect("bound"), "listening");
         http_server::serve(
             self.listener,

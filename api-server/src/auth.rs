@@ -2,15 +2,17 @@
 
 use crate::error::ApiError;
 use crate::store::credentials::{self, Credential};
-use crate::store::{Store, now};
+use crate::store::{Store, StoreError, members, now, sessions};
 use crate::usage::UsageRecorder;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tooken_contract::Scope;
+use tooken_contract::Secret;
 use tooken_contract::api_keys::ApiKeyKind;
+use tooken_contract::audit::{Actor, ActorKind};
+use tooken_contract::credential::{CredentialFormatError, SecretKind};
 use tooken_contract::members::Role;
-use tooken_contract::{Secret, credential::CredentialFormatError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PrincipalKind {
@@ -22,6 +24,13 @@ pub enum PrincipalKind {
         member_id: String,
         role: Role,
     },
+    /// A signed-in person, acting with their role in the workspace addressed.
+    Session {
+        session_id: String,
+        user_id: String,
+        member_id: String,
+        role: Role,
+    },
     /// Limited to its scopes.
     Token {
         token_id: String,
@@ -29,17 +38,22 @@ pub enum PrincipalKind {
     },
 }
 
+/// The caller of one request: its workspace, its credential, and the request id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub workspace_id: String,
     pub kind: PrincipalKind,
+    /// A readable name for the audit log: the key or token name, or the person's email.
+    pub label: Option<String>,
+    pub request_id: Option<String>,
 }
 
 impl Principal {
-    /// The credential's id: API key id or token id.
+    /// The credential's id: API key, session or token id.
     pub fn credential_id(&self) -> &str {
         match &self.kind {
             PrincipalKind::TeamKey { key_id } | PrincipalKind::PersonalKey { key_id, .. } => key_id,
+            PrincipalKind::Session { session_id, .. } => session_id,
             PrincipalKind::Token { token_id, .. } => token_id,
         }
     }
@@ -50,13 +64,40 @@ impl Principal {
             PrincipalKind::TeamKey { key_id } | PrincipalKind::PersonalKey { key_id, .. } => {
                 format!("api_key:{key_id}")
             }
+            PrincipalKind::Session { user_id, .. } => format!("user:{user_id}"),
             PrincipalKind::Token { token_id, .. } => format!("token:{token_id}"),
+        }
+    }
+
+    /// The actor as the audit log shows it.
+    pub fn audit_actor(&self) -> Actor {
+        let (kind, id) = match &self.kind {
+            PrincipalKind::TeamKey { key_id } => (ActorKind::TeamKey, key_id),
+            PrincipalKind::PersonalKey { key_id, .. } => (ActorKind::PersonalKey, key_id),
+            PrincipalKind::Session { user_id, .. } => (ActorKind::Session, user_id),
+            PrincipalKind::Token { token_id, .. } => (ActorKind::Token, token_id),
+        };
+        Actor {
+            kind,
+            id: Some(id.clone()),
+            label: self.label.clone(),
         }
     }
 
     pub fn member_id(&self) -> Option<&str> {
         match &self.kind {
-            PrincipalKind::PersonalKey { member_id, .. } => Some(member_id),
+            PrincipalKind::PersonalKey { member_id, .. }
+            | PrincipalKind::Session { member_id, .. } => Some(member_id),
+            _ => None,
+        }
+    }
+
+    /// The member role a person acts with; `None` for team keys and tokens.
+    pub fn role(&self) -> Option<Role> {
+        match &self.kind {
+            PrincipalKind::PersonalKey { role, .. } | PrincipalKind::Session { role, .. } => {
+                Some(*role)
+            }
             _ => None,
         }
     }
@@ -65,7 +106,9 @@ impl Principal {
     pub fn permits(&self, scope: Scope) -> bool {
         match &self.kind {
             PrincipalKind::TeamKey { .. } => true,
-            PrincipalKind::PersonalKey { role, .. } => role_permits(*role, scope),
+            PrincipalKind::PersonalKey { role, .. } | PrincipalKind::Session { role, .. } => {
+                role_permits(*role, scope)
+            }
             PrincipalKind::Token { scopes, .. } => scopes.contains(&scope),
         }
     }
@@ -74,35 +117,43 @@ impl Principal {
         if self.permits(scope) {
             return Ok(());
         }
-        Err(ApiError::Forbidden(match &self.kind {
-            PrincipalKind::PersonalKey { role, .. } => {
-                format!("the {} role does not allow `{scope}`", role.as_str())
-            }
-            _ => format!("this token lacks the `{scope}` scope"),
+        Err(ApiError::Forbidden(match self.role() {
+            Some(role) => format!("the {} role does not allow `{scope}`", role.as_str()),
+            None => format!("this token lacks the `{scope}` scope"),
         }))
     }
 
-    /// API keys are managed by people and team keys, never by tokens.
+    /// API keys and settings are managed by people and team keys, never by tokens.
     pub fn require_api_key(&self) -> Result<(), ApiError> {
         match self.kind {
             PrincipalKind::Token { .. } => Err(ApiError::Forbidden(
-                "tokens cannot manage API keys; use an API key".into(),
+                "tokens cannot manage API keys or settings; use an API key".into(),
             )),
             _ => Ok(()),
         }
     }
 
+    /// Settings (workspace, members): Owners and team keys only, as the seeds' role table says.
+    pub fn require_settings(&self) -> Result<(), ApiError> {
+        self.require_api_key()?;
+        match self.role() {
+            None | Some(Role::Owner) => Ok(()),
+            Some(role) => Err(ApiError::Forbidden(format!(
+                "the {} role cannot manage settings; only owners can",
+                role.as_str()
+            ))),
+        }
+    }
+
     /// Owners and team keys manage every API key; other members only their own personal keys.
     pub fn may_manage_key_of(&self, kind: ApiKeyKind, member_id: Option<&str>) -> bool {
-        match &self.kind {
-            PrincipalKind::TeamKey { .. } => true,
-            PrincipalKind::PersonalKey {
-                role: Role::Owner, ..
-            } => true,
-            PrincipalKind::PersonalKey { member_id: me, .. } => {
-                kind == ApiKeyKind::Personal && member_id == Some(me.as_str())
+        match (&self.kind, self.role()) {
+            (PrincipalKind::TeamKey { .. }, _) => true,
+            (PrincipalKind::Token { .. }, _) => false,
+            (_, Some(Role::Owner)) => true,
+            _ => {
+                kind == ApiKeyKind::Personal && member_id.is_some() && member_id == self.member_id()
             }
-            PrincipalKind::Token { .. } => false,
         }
     }
 }
@@ -162,15 +213,26 @@ pub fn bearer(header: Option<&str>) -> Result<Secret, CredentialFormatError> {
     Secret::parse(rest)
 }
 
-/// Authenticates a request. `slug` is the workspace named in the path, if any.
+/// What a request names about itself before authentication.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts<'a> {
+    pub authorization: Option<&'a str>,
+    /// The workspace slug of a `/v1/workspaces/{slug}/…` path.
+    pub slug: Option<&'a str>,
+    pub request_id: Option<String>,
+}
+
+/// Authenticates a request to a workspace route.
 pub async fn authenticate(
     store: &Store,
     usage: &UsageRecorder,
-    authorization: Option<&str>,
-    slug: Option<&str>,
+    facts: RequestFacts<'_>,
 ) -> Result<Principal, ApiError> {
-    let secret = bearer(authorization).map_err(|_| ApiError::Unauthorized)?;
+    let secret = bearer(facts.authorization).map_err(|_| ApiError::Unauthorized)?;
     let hash = hash_secret(&secret);
+    if secret.kind() == SecretKind::Session {
+        return authenticate_session_in_workspace(store, &hash, facts).await;
+    }
     let found = store.find_credential(&hash).await?;
     let now = now();
     let (principal, workspace_slug) = match found {
@@ -184,20 +246,28 @@ pub async fn authenticate(
                         token_id: token.token_id,
                         scopes: token.scopes,
                     },
+                    label: Some(token.name),
+                    request_id: facts.request_id,
                 },
                 token.workspace_slug,
             )
         }
         Some(Credential::ApiKey(key)) if hashes_match(&key.secret_hash, &hash) => {
-            let kind = match (key.kind, key.member_id, key.role) {
-                (ApiKeyKind::Team, _, _) => PrincipalKind::TeamKey {
-                    key_id: key.key_id.clone(),
-                },
-                (ApiKeyKind::Personal, Some(member_id), Some(role)) => PrincipalKind::PersonalKey {
-                    key_id: key.key_id.clone(),
-                    member_id,
-                    role,
-                },
+            let (kind, label) = match (key.kind, key.member_id, key.role) {
+                (ApiKeyKind::Team, _, _) => (
+                    PrincipalKind::TeamKey {
+                        key_id: key.key_id.clone(),
+                    },
+                    key.name,
+                ),
+                (ApiKeyKind::Personal, Some(member_id), Some(role)) => (
+                    PrincipalKind::PersonalKey {
+                        key_id: key.key_id.clone(),
+                        member_id,
+                        role,
+                    },
+                    key.member_email.unwrap_or(key.name),
+                ),
                 // A personal key whose member is gone no longer works.
                 (ApiKeyKind::Personal, _, _) => return Err(ApiError::Unauthorized),
             };
@@ -206,17 +276,101 @@ pub async fn authenticate(
                 Principal {
                     workspace_id: key.workspace_id,
                     kind,
+                    label: Some(label),
+                    request_id: facts.request_id,
                 },
                 key.workspace_slug,
             )
         }
         _ => return Err(ApiError::Unauthorized),
     };
-    if slug.is_some_and(|slug| slug != workspace_slug) {
+    if facts.slug.is_some_and(|slug| slug != workspace_slug) {
         // Another workspace's path: answer as if it did not exist.
         return Err(ApiError::NotFound("workspace"));
     }
     Ok(principal)
+}
+
+/// A signed-in person, not yet bound to a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub request_id: Option<String>,
+}
+
+/// Authenticates a request to a user route (`/v1/auth/…`, `POST /v1/workspaces`): sessions only.
+pub async fn authenticate_user(
+    store: &Store,
+    authorization: Option<&str>,
+    request_id: Option<String>,
+) -> Result<UserSession, ApiError> {
+    let secret = bearer(authorization).map_err(|_| ApiError::Unauthorized)?;
+    if secret.kind() != SecretKind::Session {
+        return Err(ApiError::Forbidden(
+            "this route needs a signed-in session (POST /v1/auth/signin), not an API key or token"
+                .into(),
+        ));
+    }
+    let hash = hash_secret(&secret);
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let session = sessions::find(&mut conn, &hash)
+        .await?
+        .filter(|session| hashes_match(&session.secret_hash, &hash) && session.expires_at > now())
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(UserSession {
+        session_id: session.id,
+        user_id: session.user_id,
+        email: session.user_email,
+        request_id,
+    })
+}
+
+async fn authenticate_session_in_workspace(
+    store: &Store,
+    hash: &str,
+    facts: RequestFacts<'_>,
+) -> Result<Principal, ApiError> {
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let session = sessions::find(&mut conn, hash)
+        .await?
+        .filter(|session| hashes_match(&session.secret_hash, hash) && session.expires_at > now())
+        .ok_or(ApiError::Unauthorized)?;
+    let member = match facts.slug {
+        Some(slug) => members::of_user_in_workspace(&mut conn, &session.user_id, slug)
+            .await?
+            .ok_or(ApiError::NotFound("workspace"))?,
+        None => {
+            let mut memberships = members::of_user(&mut conn, &session.user_id).await?;
+            match memberships.len() {
+                1 => memberships.remove(0),
+                0 => {
+                    return Err(ApiError::Forbidden(
+                        "you belong to no workspace yet; create one with POST /v1/workspaces"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "workspace",
+                        "you belong to several workspaces; use /v1/workspaces/{slug}/… paths",
+                    ));
+                }
+            }
+        }
+    };
+    Ok(Principal {
+        workspace_id: member.workspace_id,
+        kind: PrincipalKind::Session {
+            session_id: session.id,
+            user_id: session.user_id,
+            member_id: member.id,
+            role: member.role,
+        },
+        label: Some(session.user_email),
+        request_id: facts.request_id,
+    })
 }
 
 #[cfg(test)]
@@ -261,6 +415,8 @@ mod tests {
                 token_id: "t".into(),
                 scopes: vec![Scope::TokensRead],
             },
+            label: None,
+            request_id: None,
         };
         assert!(principal.require(Scope::TokensRead).is_ok());
         let err = principal.require(Scope::TokensWrite).unwrap_err();

@@ -9,7 +9,7 @@ use crate::store::workspaces::{
 use crate::store::{Store, StoreError, new_id, now};
 use tooken_contract::Secret;
 use tooken_contract::api_keys::ApiKeyKind;
-use tooken_contract::members::Role;
+use tooken_contract::members::{MemberStatus, Role};
 
 #[derive(Debug, Clone)]
 pub struct BootstrapRequest {
@@ -109,6 +109,8 @@ pub async fn bootstrap(
                 workspace_id: workspace.id.clone(),
                 email: email.trim().to_lowercase(),
                 role: Role::Owner,
+                status: MemberStatus::Active,
+                user_id: None,
                 created_at: now,
             };
             members::insert(&mut tx, &member).await?;

@@ -1,5 +1,6 @@
 //! Command-line flags, each with an environment fallback.
 
+use crate::app::SignupPolicy;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 
@@ -44,6 +45,15 @@ pub struct ServeArgs {
     /// How often `last_used_at` is written, in milliseconds.
     #[arg(long, env = "TOOKEN_USAGE_FLUSH_INTERVAL_MS", default_value_t = 5000)]
     pub usage_flush_interval_ms: u64,
+    /// Who may create an account.
+    #[arg(long, env = "TOOKEN_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup: SignupPolicy,
+    /// How long a dashboard session lasts, in hours.
+    #[arg(long, env = "TOOKEN_SESSION_TTL_HOURS", default_value_t = 168)]
+    pub session_ttl_hours: u64,
+    /// How often the expiry sweep and retention jobs run, in milliseconds.
+    #[arg(long, env = "TOOKEN_SWEEP_INTERVAL_MS", default_value_t = 30_000)]
+    pub sweep_interval_ms: u64,
     /// Log format.
     #[arg(long, env = "TOOKEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

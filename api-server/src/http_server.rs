@@ -20,6 +20,10 @@ use warp::reply::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The peer address of the connection, as a request extension (`warp::ext::optional`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// Serves `filter` on `listener` until `shutdown` resolves, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
@@ -31,7 +35,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -46,7 +50,8 @@ pub async fn serve(
         let service = warp::service(filter.clone());
         let metrics = metrics.clone();
         let routes = routes.clone();
-        let handler = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
             handle(service.clone(), request, metrics.clone(), routes.clone())
         });
         let builder = auto::Builder::new(TokioExecutor::new());

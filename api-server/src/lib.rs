@@ -1,15 +1,18 @@
 //! The Tooken REST API server.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
+pub mod csv;
 pub mod error;
 pub mod http_server;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod passwords;
 pub mod route_table;
 pub mod routes;
 pub mod store;

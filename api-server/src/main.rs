@@ -31,11 +31,13 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     let settings = Settings {
-        listen: args.listen,
-        database_url: args.database.database_url,
         db_max_connections: args.database.db_max_connections,
         max_body_bytes: args.max_body_bytes,
         usage_flush_interval: Duration::from_millis(args.usage_flush_interval_ms.max(10)),
+        signup: args.signup,
+        session_ttl: Duration::from_secs(args.session_ttl_hours.max(1) * 3600),
+        sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        ..Settings::new(args.listen, args.database.database_url)
     };
     let app = Application::build(&settings).await?;
     app.run_until_stopped(shutdown_signal()).await;

@@ -1,6 +1,6 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
-use crate::routes::{api_keys, tokens};
+use crate::routes::{accounts, api_keys, audit_logs, members, tokens, workspaces};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -22,11 +22,29 @@ use utoipa::{Modify, OpenApi};
         api_keys::get_api_key,
         api_keys::regenerate_api_key,
         api_keys::delete_api_key,
+        accounts::sign_up,
+        accounts::sign_in,
+        accounts::sign_out,
+        accounts::who_am_i,
+        accounts::accept_invitation,
+        workspaces::create_workspace,
+        workspaces::get_workspace,
+        workspaces::update_workspace,
+        members::list_members,
+        members::invite_member,
+        members::update_member,
+        members::remove_member,
+        audit_logs::list_audit_logs,
+        audit_logs::export_audit_logs,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "tokens", description = "Scoped credentials for downstream systems"),
         (name = "api-keys", description = "Credentials that manage the workspace"),
+        (name = "accounts", description = "People: sign up, sign in, sessions, invitations"),
+        (name = "workspaces", description = "Workspaces and their settings"),
+        (name = "members", description = "Members and roles"),
+        (name = "audit", description = "The audit log and its CSV export"),
     )
 )]
 pub struct ApiDoc;

@@ -43,9 +43,45 @@ pub fn scopes(scopes: &[Scope]) -> Result<Vec<Scope>, ApiError> {
     Ok(scopes)
 }
 
+/// A normalised email address: trimmed, lowercased, one `@` with text on both sides.
+pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
+    let email = value.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::validation(
+            field,
+            format!("{field} is not an email address"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            email("email", " Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "a b@example.com",
+            "a@b@c.com",
+            "ada@localhost",
+        ] {
+            assert!(email("email", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -1,5 +1,7 @@
 //! The credential format shared by API keys and tokens (SPEC §2):
 //! `tok_live_` + 30 base62 characters (≈178 random bits) + 6 base62 characters of CRC32.
+//! Dashboard sessions use the same shape with the prefix `tok_sess_`, so a leaked session is
+//! told apart from an API key at a glance.
 //!
 //! The checksum lets clients, secret scanners and the server reject a mistyped value without a
 //! database lookup, as GitHub's token format does.
@@ -8,6 +10,7 @@ use rand::RngExt;
 use std::fmt;
 
 pub const PREFIX: &str = "tok_live_";
+pub const SESSION_PREFIX: &str = "tok_sess_";
 pub const BODY_LEN: usize = 30;
 pub const CHECKSUM_LEN: usize = 6;
 pub const SECRET_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
@@ -15,6 +18,23 @@ pub const SECRET_LEN: usize = PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
 pub const DISPLAY_PREFIX_LEN: usize = PREFIX.len() + 4;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// API keys and tokens.
+    Live,
+    /// Signed-in sessions.
+    Session,
+}
+
+impl SecretKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            SecretKind::Live => PREFIX,
+            SecretKind::Session => SESSION_PREFIX,
+        }
+    }
+}
 
 /// A credential secret. Its `Debug` and `Display` never print the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,20 +53,38 @@ pub enum CredentialFormatError {
 }
 
 impl Secret {
-    /// Generates a fresh secret from the thread-local CSPRNG (seeded by the OS).
+    /// Generates a fresh API key or token secret from the thread-local CSPRNG (seeded by the OS).
     pub fn generate() -> Secret {
+        Secret::generate_kind(SecretKind::Live)
+    }
+
+    /// Generates a fresh session secret.
+    pub fn generate_session() -> Secret {
+        Secret::generate_kind(SecretKind::Session)
+    }
+
+    fn generate_kind(kind: SecretKind) -> Secret {
         let mut rng = rand::rng();
         let body: String = (0..BODY_LEN)
             .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
             .collect();
         let checksum = checksum(&body);
-        Secret(format!("{PREFIX}{body}{checksum}"))
+        Secret(format!("{}{body}{checksum}", kind.prefix()))
+    }
+
+    pub fn kind(&self) -> SecretKind {
+        if self.0.starts_with(SESSION_PREFIX) {
+            SecretKind::Session
+        } else {
+            SecretKind::Live
+        }
     }
 
     /// Parses a presented value, checking prefix, length, alphabet and checksum.
     pub fn parse(value: &str) -> Result<Secret, CredentialFormatError> {
         let rest = value
             .strip_prefix(PREFIX)
+            .or_else(|| value.strip_prefix(SESSION_PREFIX))
             .ok_or(CredentialFormatError::Prefix)?;
         if rest.len() != BODY_LEN + CHECKSUM_LEN {
             return Err(CredentialFormatError::Length);
@@ -110,6 +148,17 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.expose().len(), SECRET_LEN);
         assert_eq!(Secret::parse(a.expose()).unwrap(), a);
+    }
+
+    #[test]
+    fn sessions_have_their_own_prefix() {
+        let session = Secret::generate_session();
+        assert!(session.expose().starts_with(SESSION_PREFIX));
+        assert_eq!(
+            Secret::parse(session.expose()).unwrap().kind(),
+            SecretKind::Session
+        );
+        assert_eq!(Secret::generate().kind(), SecretKind::Live);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! It holds no server or database code: only the JSON shapes, the scopes, the credential
 //! format, the webhook signature scheme and a typed HTTP client.
 
+pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod client;
 pub mod credential;
 pub mod error;
@@ -13,6 +15,7 @@ pub mod scope;
 pub mod serde_helpers;
 pub mod tokens;
 pub mod webhook;
+pub mod workspaces;
 
 pub use client::{Client, ClientError};
 pub use credential::{CredentialFormatError, Secret};

@@ -6,6 +6,7 @@ use super::{
     with_state,
 };
 use crate::app::AppState;
+use crate::audit::{self, Change, events};
 use crate::auth::{Principal, PrincipalKind, hash_secret};
 use crate::error::ApiError;
 use crate::pagination::{Cursor, page_limit};
@@ -13,6 +14,7 @@ use crate::store::api_keys::{self as key_store, ApiKeyRow};
 use crate::store::{StoreError, members, new_id, now};
 use crate::validate;
 use bytes::Bytes;
+use serde_json::json;
 use tooken_contract::api_keys::{
     ApiKey, ApiKeyKind, ApiKeyList, CreateApiKeyRequest, IssuedApiKey,
 };
@@ -188,6 +190,17 @@ pub async fn create_api_key(
         last_used_at: None,
     };
     key_store::insert(&mut tx, &row, &hash_secret(&secret)).await?;
+    audit::record(
+        &mut tx,
+        &principal,
+        Change {
+            event: events::API_KEY_CREATED,
+            target_type: "api_key",
+            target_id: &row.id,
+            data: json!({"name": row.name, "kind": row.kind, "member_id": row.member_id}),
+        },
+    )
+    .await?;
     let mut issued = IssuedApiKey {
         api_key: row.to_api(),
         key: None,
@@ -304,6 +317,17 @@ pub async fn regenerate_api_key(
         secret.display_prefix(),
     )
     .await?;
+    audit::record(
+        &mut tx,
+        &principal,
+        Change {
+            event: events::API_KEY_REGENERATED,
+            target_type: "api_key",
+            target_id: &id,
+            data: json!({"name": key.name, "kind": key.kind}),
+        },
+    )
+    .await?;
     let mut issued = IssuedApiKey {
         api_key: ApiKey {
             prefix: secret.display_prefix().to_owned(),
@@ -343,10 +367,18 @@ pub async fn delete_api_key(
         ));
     }
     key_store::delete(&mut tx, &principal.workspace_id, &id).await?;
+    audit::record(
+        &mut tx,
+        &principal,
+        Change {
+            event: events::API_KEY_DELETED,
+            target_type: "api_key",
+            target_id: &id,
+            data: json!({"name": key.name, "kind": key.kind}),
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(api_key_id = %id, "api key deleted");
-    Ok(warp::http::Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(Default::default())
-        .expect("a static response is valid"))
+    Ok(super::no_content())
 }

@@ -1,9 +1,13 @@
 //! The HTTP routes: thin warp filters in front of plain async handler functions.
 
+pub mod accounts;
 pub mod api_keys;
+pub mod audit_logs;
 pub mod idempotency;
+pub mod members;
 pub mod ops;
 pub mod tokens;
+pub mod workspaces;
 
 use crate::app::AppState;
 use crate::auth::{self, Principal};
@@ -22,6 +26,14 @@ pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
         .or(tokens::routes(state.clone()))
         .unify()
         .or(api_keys::routes(state.clone()))
+        .unify()
+        .or(accounts::routes(state.clone()))
+        .unify()
+        .or(workspaces::routes(state.clone()))
+        .unify()
+        .or(members::routes(state.clone()))
+        .unify()
+        .or(audit_logs::routes(state.clone()))
         .unify()
         .recover(move |rejection| recover(rejection, state.max_body_bytes))
         .unify()
@@ -42,21 +54,53 @@ pub fn v1() -> BoxedFilter<()> {
         .boxed()
 }
 
-/// The caller, authenticated from its bearer credential.
+/// The caller, authenticated from its bearer credential, in the workspace it addresses.
 pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
     warp::header::optional::<String>("authorization")
         .and(warp::path::full())
+        .and(request_id())
         .and_then(
-            move |authorization: Option<String>, path: warp::path::FullPath| {
+            move |authorization: Option<String>, path: warp::path::FullPath, request_id| {
                 let state = state.clone();
                 async move {
-                    let slug = workspace_slug(path.as_str());
-                    auth::authenticate(&state.store, &state.usage, authorization.as_deref(), slug)
+                    let facts = auth::RequestFacts {
+                        authorization: authorization.as_deref(),
+                        slug: workspace_slug(path.as_str()),
+                        request_id,
+                    };
+                    auth::authenticate(&state.store, &state.usage, facts)
                         .await
                         .map_err(warp::reject::custom)
                 }
             },
         )
+        .boxed()
+}
+
+/// A signed-in person (session credentials only), for routes outside any one workspace.
+pub fn signed_in(state: AppState) -> BoxedFilter<(auth::UserSession,)> {
+    warp::header::optional::<String>("authorization")
+        .and(request_id())
+        .and_then(move |authorization: Option<String>, request_id| {
+            let state = state.clone();
+            async move {
+                auth::authenticate_user(&state.store, authorization.as_deref(), request_id)
+                    .await
+                    .map_err(warp::reject::custom)
+            }
+        })
+        .boxed()
+}
+
+/// The request id the HTTP layer assigned.
+pub fn request_id() -> BoxedFilter<(Option<String>,)> {
+    warp::header::optional::<String>(crate::http_server::REQUEST_ID_HEADER).boxed()
+}
+
+/// The connection's peer address.
+pub fn client_addr() -> BoxedFilter<(Option<std::net::SocketAddr>,)> {
+    warp::ext::optional::<crate::http_server::ClientAddr>()
+        .map(|addr: Option<crate::http_server::ClientAddr>| addr.map(|a| a.0))
         .boxed()
 }
 
@@ -199,6 +243,13 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 /// The response to a handler's result.
 pub fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(ApiError::into_response)
+}
+
+pub fn no_content() -> Response {
+    warp::http::Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Default::default())
+        .expect("a static response is valid")
 }
 
 pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {

@@ -6,6 +6,7 @@ use super::{
     with_state,
 };
 use crate::app::AppState;
+use crate::audit::{self, Change, events};
 use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
 use crate::error::ApiError;
 use crate::metrics::VerifyLabels;
@@ -16,6 +17,7 @@ use crate::store::{StoreError, new_id, now, workspaces};
 use crate::validate;
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
 use tooken_contract::tokens::{
     CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
     TokenList, VerifyReason, VerifyTokenRequest, VerifyTokenResponse,
@@ -196,6 +198,17 @@ pub async fn create_token(
         created_by: principal.actor(),
     };
     token_store::insert(&mut tx, &row, &hash_secret(&secret)).await?;
+    audit::record(
+        &mut tx,
+        &principal,
+        Change {
+            event: events::TOKEN_CREATED,
+            target_type: "token",
+            target_id: &row.id,
+            data: json!({"name": row.name, "scopes": row.scopes, "expires_at": row.expires_at}),
+        },
+    )
+    .await?;
     let mut issued = IssuedToken {
         token: row.to_api(now),
         secret: None,
@@ -367,6 +380,22 @@ pub async fn rotate_token(
     let updated = token_store::get(&mut tx, &principal.workspace_id, &id)
         .await?
         .ok_or(ApiError::NotFound("token"))?;
+    audit::record(
+        &mut tx,
+        &principal,
+        Change {
+            event: events::TOKEN_ROTATED,
+            target_type: "token",
+            target_id: &id,
+            data: json!({
+                "name": updated.name,
+                "rotation": updated.rotation,
+                "previous_secret_expires_at": grace_end,
+                "expires_at": updated.expires_at,
+            }),
+        },
+    )
+    .await?;
     let mut response = RotatedToken {
         token: updated.to_api(now),
         secret: None,
@@ -411,6 +440,19 @@ pub async fn revoke_token(
         .await?
         .ok_or(ApiError::NotFound("token"))?
         .to_api(now);
+    if newly_revoked {
+        audit::record(
+            &mut tx,
+            &principal,
+            Change {
+                event: events::TOKEN_REVOKED,
+                target_type: "token",
+                target_id: &id,
+                data: json!({"name": token.name}),
+            },
+        )
+        .await?;
+    }
     idempotency
         .remember(&mut tx, &principal, StatusCode::OK, &token)
         .await?;

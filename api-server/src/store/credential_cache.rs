@@ -69,6 +69,8 @@ mod tests {
         Credential::ApiKey(ApiKeyCredential {
             secret_hash: "h".into(),
             key_id: id.into(),
+            name: id.into(),
+            member_email: None,
             workspace_id: "w".into(),
             workspace_slug: "s".into(),
             kind: ApiKeyKind::Team,

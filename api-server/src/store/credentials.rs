@@ -27,6 +27,9 @@ pub struct TokenCredential {
 pub struct ApiKeyCredential {
     pub secret_hash: String,
     pub key_id: String,
+    pub name: String,
+    /// The owner's email, for a personal key.
+    pub member_email: Option<String>,
     pub workspace_id: String,
     pub workspace_slug: String,
     pub kind: ApiKeyKind,
@@ -47,14 +50,16 @@ pub async fn find(
 ) -> Result<Option<Credential>, StoreError> {
     let row = sqlx::query(
         "SELECT 'token' AS source, s.secret_hash, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
-         t.expires_at, t.revoked_at, s.valid_until, NULL AS kind, NULL AS member_id, NULL AS role \
+         t.expires_at, t.revoked_at, s.valid_until, NULL AS kind, NULL AS member_id, NULL AS role, \
+         NULL AS member_email \
          FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
          JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1 \
          UNION ALL \
          SELECT 'api_key', k.secret_hash, k.id, k.workspace_id, w.slug, k.name, NULL, NULL, NULL, \
-         NULL, k.kind, k.member_id, m.role \
+         NULL, k.kind, k.member_id, m.role, m.email \
          FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
-         LEFT JOIN members m ON m.id = k.member_id WHERE k.secret_hash = $1",
+         LEFT JOIN members m ON m.id = k.member_id AND m.status = 'active' \
+         WHERE k.secret_hash = $1",
     )
     .bind(secret_hash)
     .fetch_optional(conn)
@@ -79,6 +84,8 @@ pub async fn find(
         Credential::ApiKey(ApiKeyCredential {
             secret_hash: row.try_get("secret_hash")?,
             key_id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            member_email: row.try_get("member_email")?,
             workspace_id: row.try_get("workspace_id")?,
             workspace_slug: row.try_get("slug")?,
             kind: super::api_keys::parse_kind(&row.try_get::<String, _>("kind")?)?,

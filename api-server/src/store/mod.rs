@@ -3,11 +3,15 @@
 //! microseconds so no backend-specific types are needed.
 
 pub mod api_keys;
+pub mod audit;
 pub mod credential_cache;
 pub mod credentials;
 pub mod idempotency;
 pub mod members;
+pub mod sessions;
+pub mod signin_failures;
 pub mod tokens;
+pub mod users;
 pub mod workspaces;
 
 use credential_cache::CredentialCache;

@@ -236,3 +236,38 @@ pub async fn revoke(
     .rows_affected();
     Ok(updated == 1)
 }
+
+/// Tokens that have expired but whose expiry is not yet recorded, oldest expiry first.
+pub async fn expired_unrecorded(
+    conn: &mut AnyConnection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<TokenRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens WHERE expires_at <= $1 AND revoked_at IS NULL \
+         AND expiry_recorded_at IS NULL ORDER BY expires_at LIMIT $2"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(to_micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// Claims the recording of a token's expiry. Only one caller (of any replica) gets `true`.
+pub async fn mark_expiry_recorded(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE tokens SET expiry_recorded_at = $1 WHERE id = $2 AND expiry_recorded_at IS NULL",
+    )
+    .bind(to_micros(now))
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}

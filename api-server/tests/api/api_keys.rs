@@ -8,7 +8,7 @@ use std::time::Duration;
 use tooken_api_server::store::members::{self, Member};
 use tooken_api_server::store::{new_id, now};
 use tooken_contract::api_keys::{ApiKeyKind, CreateApiKeyRequest};
-use tooken_contract::members::Role;
+use tooken_contract::members::{MemberStatus, Role};
 
 on_both_backends!(
     team_keys_are_listed_without_secrets,
@@ -24,6 +24,8 @@ async fn add_member(app: &TestApp, email: &str, role: Role) -> String {
         workspace_id: app.workspace_id.clone(),
         email: email.into(),
         role,
+        status: MemberStatus::Active,
+        user_id: None,
         created_at: now(),
     };
     let mut tx = app.store().begin_write().await.unwrap();

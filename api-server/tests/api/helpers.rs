@@ -93,11 +93,11 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     install_crypto_provider();
     let database_url = fresh_database(backend).await?;
     let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.clone(),
         db_max_connections: 8,
-        max_body_bytes: 64 * 1024,
         usage_flush_interval: Duration::from_millis(50),
+        // Tests run sweeps themselves (maintenance::sweep_once) when they need one.
+        sweep_interval: Duration::from_secs(3600),
+        ..Settings::new("127.0.0.1:0".parse().unwrap(), database_url.clone())
     };
     let app = Application::build(&settings).await.expect("server starts");
     let base_url = format!("http://{}", app.local_addr());

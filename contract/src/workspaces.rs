@@ -1,0 +1,51 @@
+//! Workspaces and their settings (`/v1/workspaces`, `/v1/workspace`).
+
+use crate::serde_helpers::double_option;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    /// URL-safe; `/v1/workspaces/{slug}/…` paths use it.
+    pub slug: String,
+    /// IANA time zone used to display times (storage is always UTC).
+    pub timezone: String,
+    /// Expiry applied to new tokens that name none; `null` means they never expire.
+    pub default_token_expiry_days: Option<i64>,
+    pub audit_retention_days: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    /// Derived from the name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+}
+
+/// Absent fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkspaceRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// 1–365, or `null` for tokens that never expire by default.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i64>)]
+    pub default_token_expiry_days: Option<Option<i64>>,
+    /// 1–365.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<i64>,
+}
