@@ -20,7 +20,9 @@ const EXPIRY_BATCH: u32 = 200;
 /// Runs until the task is dropped.
 pub async fn run(state: AppState, flush_every: Duration, sweep_every: Duration) {
     let mut flush = tokio::time::interval(flush_every);
-    let mut sweep = tokio::time::interval(sweep_every);
+    // The first sweep waits one interval, so start-up is not slowed by catch-up work.
+    let mut sweep =
+        tokio::time::interval_at(tokio::time::Instant::now() + sweep_every, sweep_every);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

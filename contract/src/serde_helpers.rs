@@ -21,3 +21,15 @@ pub mod double_option {
         Option::<T>::deserialize(deserializer).map(Some)
     }
 }
+
+/// An optional field that may be absent but not `null`: `null` is an error naming the field.
+/// Use with `#[serde(default, deserialize_with = "non_null::deserialize")]`.
+pub mod non_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(deserializer).map(Some)
+    }
+}

@@ -1,6 +1,6 @@
 //! Workspaces and their settings (`/v1/workspaces`, `/v1/workspace`).
 
-use crate::serde_helpers::double_option;
+use crate::serde_helpers::{double_option, non_null};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -27,15 +27,27 @@ pub struct CreateWorkspaceRequest {
     pub slug: Option<String>,
 }
 
-/// Absent fields are left as they are.
+/// Absent fields are left as they are; `null` is refused except where it means "never".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspaceRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slug: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timezone: Option<String>,
     /// 1–365, or `null` for tokens that never expire by default.
     #[serde(
@@ -46,6 +58,10 @@ pub struct UpdateWorkspaceRequest {
     #[schema(value_type = Option<i64>)]
     pub default_token_expiry_days: Option<Option<i64>>,
     /// 1–365.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub audit_retention_days: Option<i64>,
 }

@@ -11,6 +11,8 @@ use tooken_api_server::install_crypto_provider;
 use tooken_api_server::store::Store;
 use tooken_contract::Client;
 
+pub const PASSWORD: &str = "correct horse battery";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -90,15 +92,24 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// `spawn_app` with settings adjusted by `customize`.
+pub async fn spawn_app_with(
+    backend: Backend,
+    customize: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
     install_crypto_provider();
     let database_url = fresh_database(backend).await?;
-    let settings = Settings {
+    let mut settings = Settings {
         db_max_connections: 8,
         usage_flush_interval: Duration::from_millis(50),
         // Tests run sweeps themselves (maintenance::sweep_once) when they need one.
         sweep_interval: Duration::from_secs(3600),
         ..Settings::new("127.0.0.1:0".parse().unwrap(), database_url.clone())
     };
+    customize(&mut settings);
     let app = Application::build(&settings).await.expect("server starts");
     let base_url = format!("http://{}", app.local_addr());
     let state = app.state().clone();
@@ -162,6 +173,44 @@ impl TestApp {
             body["id"].as_str().unwrap().to_owned(),
             body["secret"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Signs up `email` (password `correct horse battery`) and returns the session secret.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let response = self
+            .raw(Method::POST, "/v1/auth/signup")
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, 201).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Runs the background jobs once (expiry sweep, retention, clean-ups).
+    pub async fn sweep(&self) {
+        tooken_api_server::maintenance::sweep_once(&self.state)
+            .await
+            .expect("sweep");
+    }
+
+    /// Audit events of the production workspace, newest first, read with the team key.
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let response = self
+            .authed(
+                Method::GET,
+                &format!("/v1/audit-logs?limit=200&{query}"),
+                &self.api_key,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, 200).await["data"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// A second workspace on the same server, with its own team key.

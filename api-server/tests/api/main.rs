@@ -2,11 +2,15 @@
 
 mod helpers;
 
+mod accounts;
 mod api_keys;
+mod audit;
 mod auth;
 mod durability;
 mod idempotency;
 mod openapi;
 mod ops;
+mod permissions;
 mod requests;
 mod tokens;
+mod workspaces;

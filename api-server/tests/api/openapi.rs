@@ -67,8 +67,14 @@ async fn document_matches_the_routes() {
         let operation = &paths[template][method];
         if operation["security"].is_array() {
             // A secured operation exists: unauthenticated, it is refused with 401, not 404/405.
-            assert_eq!(status, 401, "{method} {template} is documented but not served: {body}");
-            assert!(operation["responses"].get("401").is_some(), "{method} {template}");
+            assert_eq!(
+                status, 401,
+                "{method} {template} is documented but not served: {body}"
+            );
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {template}"
+            );
         } else {
             // A public operation (sign-up, sign-in) exists: whatever it says, it is not a
             // missing route.

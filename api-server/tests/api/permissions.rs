@@ -1,0 +1,351 @@
+//! Every role against every workspace route, and another workspace's credential against every
+//! route (the list comes from the OpenAPI document, so a new route cannot escape the walk).
+
+use crate::helpers::{TestApp, expect_json};
+use crate::on_both_backends;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tooken_api_server::store::members::{self, Member};
+use tooken_api_server::store::{new_id, now};
+use tooken_contract::members::{MemberStatus, Role};
+
+on_both_backends!(
+    roles_are_enforced_on_every_route,
+    another_workspace_sees_nothing_on_any_route
+);
+
+async fn personal_key(app: &TestApp, role: Role) -> String {
+    let member = Member {
+        id: new_id(),
+        workspace_id: app.workspace_id.clone(),
+        email: format!("{}@example.com", role.as_str()),
+        role,
+        status: MemberStatus::Active,
+        user_id: None,
+        created_at: now(),
+    };
+    let mut tx = app.store().begin_write().await.unwrap();
+    members::insert(&mut tx, &member).await.unwrap();
+    tx.commit().await.unwrap();
+    let response = app
+        .authed(Method::POST, "/v1/api-keys", &app.api_key)
+        .json(&json!({"name": role.as_str(), "kind": "personal", "member_id": member.id}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, 201).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn invited_member(app: &TestApp) -> String {
+    let response = app
+        .authed(Method::POST, "/v1/members", &app.api_key)
+        .json(&json!({"email": format!("{}@example.com", new_id()), "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn team_key(app: &TestApp) -> String {
+    let response = app
+        .authed(Method::POST, "/v1/api-keys", &app.api_key)
+        .json(&json!({"name": "victim", "kind": "team"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// (method, path, body, roles allowed, status when refused)
+type Case = (Method, String, Option<Value>, &'static [Role], u16);
+
+async fn roles_are_enforced_on_every_route(app: TestApp) {
+    use Role::*;
+    let window = "since=2020-01-01T00:00:00Z&until=2020-12-31T00:00:00Z";
+    for role in [Owner, Admin, Viewer] {
+        let key = personal_key(&app, role).await;
+        let (token, secret) = app.token("target", json!(["tokens:read"])).await;
+        let (revocable, _) = app.token("revocable", json!(["tokens:read"])).await;
+        let member = invited_member(&app).await;
+        let doomed_member = invited_member(&app).await;
+        let other_key = team_key(&app).await;
+        let cases: Vec<Case> = vec![
+            (
+                Method::GET,
+                "/v1/tokens".into(),
+                None,
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::GET,
+                format!("/v1/tokens/{token}"),
+                None,
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::POST,
+                "/v1/tokens/verify".into(),
+                Some(json!({"token": secret})),
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::POST,
+                "/v1/tokens".into(),
+                Some(json!({"name": "n", "scopes": ["tokens:read"]})),
+                &[Owner, Admin],
+                403,
+            ),
+            (
+                Method::POST,
+                format!("/v1/tokens/{token}/rotate"),
+                Some(json!({})),
+                &[Owner, Admin],
+                403,
+            ),
+            (
+                Method::POST,
+                format!("/v1/tokens/{revocable}/revoke"),
+                None,
+                &[Owner, Admin],
+                403,
+            ),
+            (
+                Method::GET,
+                "/v1/api-keys".into(),
+                None,
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::POST,
+                "/v1/api-keys".into(),
+                Some(json!({"name": "t", "kind": "team"})),
+                &[Owner],
+                403,
+            ),
+            (
+                Method::POST,
+                "/v1/api-keys".into(),
+                Some(json!({"name": "mine", "kind": "personal"})),
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            // Others' keys are invisible to non-owners: 404, not 403.
+            (
+                Method::GET,
+                format!("/v1/api-keys/{other_key}"),
+                None,
+                &[Owner],
+                404,
+            ),
+            (
+                Method::POST,
+                format!("/v1/api-keys/{other_key}/regenerate"),
+                None,
+                &[Owner],
+                404,
+            ),
+            (
+                Method::DELETE,
+                format!("/v1/api-keys/{other_key}"),
+                None,
+                &[Owner],
+                404,
+            ),
+            (
+                Method::GET,
+                "/v1/workspace".into(),
+                None,
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::PATCH,
+                "/v1/workspace".into(),
+                Some(json!({"timezone": "UTC"})),
+                &[Owner],
+                403,
+            ),
+            (
+                Method::GET,
+                "/v1/members".into(),
+                None,
+                &[Owner, Admin, Viewer],
+                403,
+            ),
+            (
+                Method::POST,
+                "/v1/members".into(),
+                Some(json!({"email": format!("{}@x.io", new_id()), "role": "viewer"})),
+                &[Owner],
+                403,
+            ),
+            (
+                Method::PATCH,
+                format!("/v1/members/{member}"),
+                Some(json!({"role": "admin"})),
+                &[Owner],
+                403,
+            ),
+            (
+                Method::DELETE,
+                format!("/v1/members/{doomed_member}"),
+                None,
+                &[Owner],
+                403,
+            ),
+            (
+                Method::GET,
+                "/v1/audit-logs".into(),
+                None,
+                &[Owner, Admin],
+                403,
+            ),
+            (
+                Method::GET,
+                format!("/v1/audit-logs/export?{window}"),
+                None,
+                &[Owner, Admin],
+                403,
+            ),
+        ];
+        for (method, path, body, allowed, refused) in cases {
+            let mut request = app.authed(method.clone(), &path, &key);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let status = request.send().await.unwrap().status().as_u16();
+            if allowed.contains(&role) {
+                assert!(
+                    (200..300).contains(&status),
+                    "{role:?} {method} {path}: {status}"
+                );
+            } else {
+                assert_eq!(status, refused, "{role:?} {method} {path}");
+            }
+        }
+    }
+}
+
+async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
+    // Objects of "production".
+    let (token, secret) = app.token("prod-token", json!(["tokens:read"])).await;
+    let api_key = team_key(&app).await;
+    let member = invited_member(&app).await;
+    let prod_ids = [token.clone(), api_key.clone(), member.clone()];
+    let (_, intruder) = app.other_workspace("intruder").await;
+    let window = format!(
+        "since={}&until={}",
+        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24),
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)
+    );
+
+    let doc = expect_json(
+        app.raw(Method::GET, "/v1/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut walked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        // Routes about the signed-in person rather than a workspace.
+        if template.starts_with("/v1/auth/")
+            || template.starts_with("/v1/invitations/")
+            || template == "/v1/workspaces"
+        {
+            continue;
+        }
+        for (method, _) in item.as_object().unwrap() {
+            let id = if template.starts_with("/v1/tokens/") {
+                &token
+            } else if template.starts_with("/v1/api-keys/") {
+                &api_key
+            } else {
+                &member
+            };
+            let path = template.replace("{id}", id);
+            let path = if path.contains("/export") {
+                format!("{path}?{window}")
+            } else {
+                path
+            };
+            let body = match (method.as_str(), template.as_str()) {
+                ("post", "/v1/tokens") => json!({"name": "intruder", "scopes": ["tokens:read"]}),
+                ("post", "/v1/tokens/verify") => json!({"token": secret}),
+                ("post", "/v1/api-keys") => json!({"name": "intruder", "kind": "team"}),
+                ("post", "/v1/members") => {
+                    json!({"email": "intruder@example.com", "role": "viewer"})
+                }
+                ("patch", "/v1/members/{id}") => json!({"role": "owner"}),
+                ("patch", "/v1/workspace") => json!({"name": "Intruded"}),
+                _ => json!({}),
+            };
+            let response = app
+                .authed(method.to_uppercase().parse().unwrap(), &path, &intruder)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            walked += 1;
+            if template.contains("{id}") {
+                assert_eq!(
+                    status, 404,
+                    "{method} {template} reached another workspace's object: {text}"
+                );
+            } else {
+                assert!(status < 400, "{method} {template}: {status} {text}");
+                for id in &prod_ids {
+                    assert!(
+                        !text.contains(id.as_str()),
+                        "{method} {template} leaked {id}: {text}"
+                    );
+                }
+                if template == "/v1/tokens/verify" {
+                    assert!(text.contains("not_found"), "{text}");
+                }
+            }
+        }
+    }
+    assert!(walked >= 17, "walked only {walked} routes");
+
+    // Production is untouched.
+    let workspace = expect_json(
+        app.authed(Method::GET, "/v1/workspace", &app.api_key)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(workspace["name"], "production");
+    let token_now = app.client(&app.api_key).get_token(&token).await.unwrap();
+    assert_eq!((token_now.rotation, token_now.revoked_at), (0, None));
+    let listed = app.client(&app.api_key).list_api_keys().await.unwrap();
+    assert!(listed.data.iter().any(|k| k.id == api_key));
+    let members = expect_json(
+        app.authed(Method::GET, "/v1/members", &app.api_key)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(members["data"].as_array().unwrap().len(), 1);
+    assert_eq!(members["data"][0]["role"], "viewer");
+}
