@@ -1,6 +1,7 @@
 //! Building and running the server: `Application::build` binds (port 0 works) and connects;
 //! `run_until_stopped` serves until the shutdown future resolves.
 
+use crate::delivery::{DeliverySettings, Worker};
 use crate::http_server;
 use crate::metrics::Metrics;
 use crate::route_table::RouteTable;
@@ -34,6 +35,7 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// How often expiry, retention and clean-up jobs run.
     pub sweep_interval: Duration,
+    pub delivery: DeliverySettings,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             signup: SignupPolicy::Open,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             sweep_interval: Duration::from_secs(30),
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -68,6 +71,7 @@ pub struct Application {
     state: AppState,
     usage_flush_interval: Duration,
     sweep_interval: Duration,
+    delivery: DeliverySettings,
 }
 
 impl Application {
@@ -89,6 +93,7 @@ impl Application {
             },
             usage_flush_interval: settings.usage_flush_interval,
             sweep_interval: settings.sweep_interval,
+            delivery: settings.delivery.clone(),
         })
     }
 
@@ -109,6 +114,9 @@ impl Application {
             self.usage_flush_interval,
             self.sweep_interval,
         ));
+        let worker = Worker::new(state.store.clone(), self.delivery, state.metrics.clone())
+            .expect("the webhook HTTP client builds");
+        let deliveries = tokio::spawn(worker.run());
         tracing::info!(address = %self.listener.local_addr().expect("bound"), "listening");
         http_server::serve(
             self.listener,
@@ -119,6 +127,7 @@ impl Application {
         )
         .await;
         upkeep.abort();
+        deliveries.abort();
         if let Err(err) = state.usage.flush(&state.store).await {
             tracing::warn!(error = %err, "could not record last use of credentials at shutdown");
         }

@@ -1,5 +1,6 @@
 //! Recording audit events in the transaction of the change they describe (SPEC §4), so an
-//! event exists exactly when its change does.
+//! event exists exactly when its change does. The same call puts the event in the webhook
+//! outbox, so a webhook is sent exactly for the changes that happened.
 
 use crate::auth::Principal;
 use crate::store::{StoreError, WriteTx, audit, new_id, now};
@@ -22,6 +23,9 @@ pub mod events {
     pub const WORKSPACE_CREATED: &str = "workspace.created";
     pub const SETTINGS_CHANGED: &str = "workspace.settings_changed";
     pub const AUDIT_PURGED: &str = "audit.purged";
+    pub const WEBHOOK_CREATED: &str = "webhook.created";
+    pub const WEBHOOK_UPDATED: &str = "webhook.updated";
+    pub const WEBHOOK_DELETED: &str = "webhook.deleted";
 }
 
 /// What changed: the event type, its target, and details (never a secret).
@@ -94,7 +98,8 @@ async fn write(
         created_at: now(),
         data: change.data,
     };
-    audit::insert(tx, workspace_id, &event).await
+    audit::insert(tx, workspace_id, &event).await?;
+    crate::outbox::enqueue(tx, workspace_id, &event).await
 }
 
 /// `{"field": {"from": …, "to": …}}` for the fields that differ between two JSON objects.

@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// How often the expiry sweep and retention jobs run, in milliseconds.
     #[arg(long, env = "TOOKEN_SWEEP_INTERVAL_MS", default_value_t = 30_000)]
     pub sweep_interval_ms: u64,
+    /// First webhook retry delay in milliseconds; each retry doubles it, up to 6 hours.
+    #[arg(long, env = "TOOKEN_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000)]
+    pub webhook_retry_base_ms: u64,
+    /// Webhook attempts before a delivery is marked failed.
+    #[arg(long, env = "TOOKEN_WEBHOOK_MAX_ATTEMPTS", default_value_t = 20)]
+    pub webhook_max_attempts: i64,
+    /// Time limit of one webhook attempt, in milliseconds.
+    #[arg(long, env = "TOOKEN_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
     /// Log format.
     #[arg(long, env = "TOOKEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

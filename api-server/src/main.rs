@@ -4,6 +4,7 @@ use std::time::Duration;
 use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
 use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
+use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::Store;
 use tooken_api_server::{install_crypto_provider, telemetry};
 
@@ -37,6 +38,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signup: args.signup,
         session_ttl: Duration::from_secs(args.session_ttl_hours.max(1) * 3600),
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        delivery: DeliverySettings {
+            retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+            max_attempts: args.webhook_max_attempts.max(1),
+            attempt_timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            ..DeliverySettings::default()
+        },
         ..Settings::new(args.listen, args.database.database_url)
     };
     let app = Application::build(&settings).await?;

@@ -8,7 +8,7 @@ use crate::routes::accounts::FAILURE_WINDOW;
 use crate::routes::idempotency::RETENTION;
 use crate::store::{
     StoreError, audit as audit_store, idempotency, now, sessions, signin_failures, tokens,
-    workspaces,
+    webhooks, workspaces,
 };
 use jiff::SignedDuration;
 use serde_json::json;
@@ -50,6 +50,7 @@ pub async fn sweep_once(state: &AppState) -> Result<(), StoreError> {
     let sessions = sessions::purge_expired(&mut tx, now).await?;
     let failures = signin_failures::purge_before(&mut tx, now - FAILURE_WINDOW).await?;
     let replays = idempotency::purge(&mut tx, now - RETENTION).await?;
+    webhooks::promote_secrets(&mut tx, now).await?;
     tx.commit_keeping_cache().await?;
     if expired + purged + sessions + failures + replays > 0 {
         tracing::info!(expired, purged, sessions, failures, replays, "sweep done");
@@ -80,7 +81,7 @@ async fn record_expired_tokens(state: &AppState) -> Result<u64, StoreError> {
                         event: events::TOKEN_EXPIRED,
                         target_type: "token",
                         target_id: &token.id,
-                        data: json!({"name": token.name, "expires_at": token.expires_at}),
+                        data: json!({"name": token.name, "scopes": token.scopes, "expires_at": token.expires_at}),
                     },
                 )
                 .await?;

@@ -25,11 +25,19 @@ pub struct VerifyLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// `delivered`, `retrying` or `failed`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RouteLabels, Histogram>,
     pub verifications: Family<VerifyLabels, Counter>,
+    pub webhook_attempts: Family<DeliveryLabels, Counter>,
+    pub webhook_attempt_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -56,11 +64,25 @@ impl Default for Metrics {
             "POST /v1/tokens/verify results, by reason",
             verifications.clone(),
         );
+        let webhook_attempts = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts, by outcome",
+            webhook_attempts.clone(),
+        );
+        let webhook_attempt_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "Time from sending a webhook to its answer",
+            webhook_attempt_duration.clone(),
+        );
         Metrics {
             registry,
             requests,
             request_duration,
             verifications,
+            webhook_attempts,
+            webhook_attempt_duration,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
-use crate::routes::{accounts, api_keys, audit_logs, members, tokens, workspaces};
+use crate::routes::{accounts, api_keys, audit_logs, members, tokens, webhooks, workspaces};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -36,6 +36,14 @@ use utoipa::{Modify, OpenApi};
         members::remove_member,
         audit_logs::list_audit_logs,
         audit_logs::export_audit_logs,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_webhook_secret,
+        webhooks::list_deliveries,
+        webhooks::redeliver,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -45,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         (name = "workspaces", description = "Workspaces and their settings"),
         (name = "members", description = "Members and roles"),
         (name = "audit", description = "The audit log and its CSV export"),
+        (name = "webhooks", description = "Signed webhooks and their delivery log"),
     )
 )]
 pub struct ApiDoc;

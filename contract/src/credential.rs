@@ -64,10 +64,7 @@ impl Secret {
     }
 
     fn generate_kind(kind: SecretKind) -> Secret {
-        let mut rng = rand::rng();
-        let body: String = (0..BODY_LEN)
-            .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
-            .collect();
+        let body = random_base62(BODY_LEN);
         let checksum = checksum(&body);
         Secret(format!("{}{body}{checksum}", kind.prefix()))
     }
@@ -124,6 +121,14 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}…", self.display_prefix())
     }
+}
+
+/// `len` base62 characters from the thread-local CSPRNG (seeded by the OS).
+pub fn random_base62(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| BASE62[rng.random_range(0..BASE62.len())] as char)
+        .collect()
 }
 
 /// CRC32 of the body, base62-encoded, left-padded to six characters.

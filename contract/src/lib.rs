@@ -15,6 +15,7 @@ pub mod scope;
 pub mod serde_helpers;
 pub mod tokens;
 pub mod webhook;
+pub mod webhooks;
 pub mod workspaces;
 
 pub use client::{Client, ClientError};

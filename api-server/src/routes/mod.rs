@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod members;
 pub mod ops;
 pub mod tokens;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::app::AppState;
@@ -34,6 +35,8 @@ pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
         .or(members::routes(state.clone()))
         .unify()
         .or(audit_logs::routes(state.clone()))
+        .unify()
+        .or(webhooks::routes(state.clone()))
         .unify()
         .recover(move |rejection| recover(rejection, state.max_body_bytes))
         .unify()

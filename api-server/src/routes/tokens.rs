@@ -389,6 +389,7 @@ pub async fn rotate_token(
             target_id: &id,
             data: json!({
                 "name": updated.name,
+                "scopes": updated.scopes,
                 "rotation": updated.rotation,
                 "previous_secret_expires_at": grace_end,
                 "expires_at": updated.expires_at,
@@ -448,7 +449,7 @@ pub async fn revoke_token(
                 event: events::TOKEN_REVOKED,
                 target_type: "token",
                 target_id: &id,
-                data: json!({"name": token.name}),
+                data: json!({"name": token.name, "scopes": token.scopes}),
             },
         )
         .await?;

@@ -12,6 +12,7 @@ pub mod sessions;
 pub mod signin_failures;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use credential_cache::CredentialCache;
@@ -23,7 +24,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
@@ -69,12 +70,16 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// SQLite only; see `credential_cache`.
     credential_cache: Option<Arc<CredentialCache>>,
+    /// Woken when a commit put webhook deliveries in the outbox.
+    outbox: Arc<Notify>,
 }
 
 /// A write transaction. On SQLite it also holds the writer slot until it ends.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     credential_cache: Option<Arc<CredentialCache>>,
+    outbox: Arc<Notify>,
+    wakes_outbox: bool,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
@@ -82,7 +87,7 @@ impl WriteTx {
     /// Commits and forgets every cached credential lookup, since the change may affect one.
     pub async fn commit(self) -> Result<(), StoreError> {
         let cache = self.credential_cache.clone();
-        self.tx.commit().await?;
+        self.commit_keeping_cache().await?;
         if let Some(cache) = cache {
             cache.invalidate();
         }
@@ -91,7 +96,17 @@ impl WriteTx {
 
     /// Commits a change that alters no existing credential (a new token, a usage timestamp).
     pub async fn commit_keeping_cache(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
+        let wake = self.wakes_outbox.then_some(self.outbox);
+        self.tx.commit().await?;
+        if let Some(outbox) = wake {
+            outbox.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Asks the delivery worker to look at the outbox once this transaction commits.
+    pub fn wake_outbox_on_commit(&mut self) {
+        self.wakes_outbox = true;
     }
 }
 
@@ -167,6 +182,7 @@ impl Store {
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
             credential_cache: sqlite
                 .then(|| Arc::new(CredentialCache::new(CREDENTIAL_CACHE_CAPACITY))),
+            outbox: Arc::new(Notify::new()),
         })
     }
 
@@ -192,6 +208,8 @@ impl Store {
         Ok(WriteTx {
             tx,
             credential_cache: self.credential_cache.clone(),
+            outbox: self.outbox.clone(),
+            wakes_outbox: false,
             _writer: writer,
         })
     }
@@ -218,6 +236,11 @@ impl Store {
             cache.insert(secret_hash, generation, found.clone());
         }
         Ok(found)
+    }
+
+    /// Resolves when a commit has put deliveries in the outbox.
+    pub async fn outbox_changed(&self) {
+        self.outbox.notified().await;
     }
 
     /// A cheap round trip, for readiness.

@@ -244,7 +244,22 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
     let (token, secret) = app.token("prod-token", json!(["tokens:read"])).await;
     let api_key = team_key(&app).await;
     let member = invited_member(&app).await;
-    let prod_ids = [token.clone(), api_key.clone(), member.clone()];
+    let response = app
+        .authed(Method::POST, "/v1/webhooks", &app.api_key)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "event_types": ["token.created"]}))
+        .send()
+        .await
+        .unwrap();
+    let webhook = expect_json(response, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let prod_ids = [
+        token.clone(),
+        api_key.clone(),
+        member.clone(),
+        webhook.clone(),
+    ];
     let (_, intruder) = app.other_workspace("intruder").await;
     let window = format!(
         "since={}&until={}",
@@ -274,6 +289,8 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
                 &token
             } else if template.starts_with("/v1/api-keys/") {
                 &api_key
+            } else if template.starts_with("/v1/webhooks/") {
+                &webhook
             } else {
                 &member
             };
@@ -292,6 +309,10 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
                 }
                 ("patch", "/v1/members/{id}") => json!({"role": "owner"}),
                 ("patch", "/v1/workspace") => json!({"name": "Intruded"}),
+                ("post", "/v1/webhooks") => {
+                    json!({"url": "http://127.0.0.1:9/x", "event_types": ["token.created"]})
+                }
+                ("patch", "/v1/webhooks/{id}") => json!({"enabled": false}),
                 _ => json!({}),
             };
             let response = app
@@ -322,7 +343,7 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
             }
         }
     }
-    assert!(walked >= 17, "walked only {walked} routes");
+    assert!(walked >= 25, "walked only {walked} routes");
 
     // Production is untouched.
     let workspace = expect_json(
@@ -348,4 +369,17 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
     .await;
     assert_eq!(members["data"].as_array().unwrap().len(), 1);
     assert_eq!(members["data"][0]["role"], "viewer");
+    let hook = expect_json(
+        app.authed(
+            Method::GET,
+            &format!("/v1/webhooks/{webhook}"),
+            &app.api_key,
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(hook["enabled"], true);
 }

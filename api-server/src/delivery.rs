@@ -1,0 +1,255 @@
+//! The webhook delivery worker. It takes due deliveries from the outbox under a lease (so
+//! replicas never attempt the same one at once), signs each body as seed 004 checks it, and
+//! retries failures with exponential backoff and jitter for more than a day.
+
+use crate::metrics::{DeliveryLabels, Metrics};
+use crate::store::webhooks::{self, Attempt, DueDelivery};
+use crate::store::{Store, StoreError, now};
+use jiff::{SignedDuration, Timestamp};
+use rand::RngExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use tooken_contract::webhooks::DeliveryStatus;
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// How often the outbox is checked when no commit wakes the worker (retries, other replicas).
+    pub poll_interval: Duration,
+    pub attempt_timeout: Duration,
+    /// The first retry waits about this long; each later one twice as long, up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: i64,
+    /// Deliveries attempted at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliverySettings {
+    /// 5 s doubling to a 6 h cap over 20 attempts: retries span 37–56 hours depending on jitter.
+    fn default() -> Self {
+        DeliverySettings {
+            poll_interval: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(6 * 3600),
+            max_attempts: 20,
+            concurrency: 16,
+        }
+    }
+}
+
+/// How long after `attempts` failures the next attempt waits: exponential, capped, ±20 % jitter.
+pub fn backoff(settings: &DeliverySettings, attempts: i64) -> Duration {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let base = settings
+        .retry_base
+        .saturating_mul(2u32.saturating_pow(exponent));
+    let capped = base.min(settings.retry_cap);
+    capped.mul_f64(rand::rng().random_range(0.8..1.2))
+}
+
+pub struct Worker {
+    store: Store,
+    http: reqwest::Client,
+    settings: DeliverySettings,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        settings: DeliverySettings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Worker> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.attempt_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Tooken-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Worker {
+            store,
+            http,
+            settings,
+            metrics,
+        })
+    }
+
+    /// Delivers until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            match self.deliver_due().await {
+                // A full batch: there may be more waiting.
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "webhook delivery pass failed"),
+            }
+            tokio::select! {
+                () = self.store.outbox_changed() => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Attempts every delivery due now; returns how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        let now = now();
+        let due = {
+            let mut conn = self.store.pool().acquire().await?;
+            webhooks::due(&mut conn, now, 64).await?
+        };
+        let lease = SignedDuration::try_from(self.settings.attempt_timeout * 3)
+            .unwrap_or(SignedDuration::from_secs(30));
+        let mut claimed = Vec::new();
+        for delivery in due {
+            let mut tx = self.store.begin_write().await?;
+            let mine = webhooks::claim(&mut tx, &delivery.id, now, now + lease).await?;
+            tx.commit_keeping_cache().await?;
+            if mine {
+                claimed.push(delivery);
+            }
+        }
+        let attempted = claimed.len();
+        use futures::StreamExt;
+        futures::stream::iter(claimed)
+            .for_each_concurrent(self.settings.concurrency, |delivery| async move {
+                if let Err(err) = self.attempt(&delivery).await {
+                    // The lease runs out and the delivery is tried again.
+                    tracing::warn!(delivery_id = %delivery.id, error = %err, "could not record a webhook attempt");
+                }
+            })
+            .await;
+        Ok(attempted)
+    }
+
+    async fn attempt(&self, delivery: &DueDelivery) -> Result<(), StoreError> {
+        let sent_at = Timestamp::now();
+        let signature = sign(
+            delivery.endpoint.signing_secret(sent_at).as_bytes(),
+            delivery.body.as_bytes(),
+        );
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(&delivery.endpoint.url)
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(EVENT_ID_HEADER, &delivery.event_id)
+            .header(TIMESTAMP_HEADER, sent_at.as_second().to_string())
+            .body(delivery.body.clone())
+            .send()
+            .await;
+        let latency = started.elapsed();
+        let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
+        let (code, error) = match result {
+            Ok(response) => (Some(i64::from(response.status().as_u16())), None),
+            Err(err) => (None, Some(describe(err))),
+        };
+        let attempts = delivery.attempts + 1;
+        let now = now();
+        let gone = code == Some(410);
+        let delivered = code.is_some_and(|c| (200..300).contains(&c));
+        let status = if delivered {
+            DeliveryStatus::Delivered
+        } else if gone || attempts >= self.settings.max_attempts {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Pending
+        };
+        let error = error.or_else(|| {
+            (!delivered).then(|| format!("endpoint answered {}", code.unwrap_or_default()))
+        });
+        let next_attempt_at = (status == DeliveryStatus::Pending).then(|| {
+            now + SignedDuration::try_from(backoff(&self.settings, attempts))
+                .unwrap_or(SignedDuration::from_secs(60))
+        });
+        let mut tx = self.store.begin_write().await?;
+        webhooks::record_attempt(
+            &mut tx,
+            &delivery.id,
+            &Attempt {
+                status,
+                status_code: code,
+                error: error.as_deref(),
+                latency_ms,
+                next_attempt_at,
+                at: now,
+            },
+        )
+        .await?;
+        if gone {
+            webhooks::disable_endpoint(
+                &mut tx,
+                &delivery.endpoint.id,
+                "the endpoint answered 410 Gone",
+            )
+            .await?;
+        }
+        tx.commit_keeping_cache().await?;
+        let outcome = match status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retrying",
+            _ => "failed",
+        };
+        self.metrics
+            .webhook_attempts
+            .get_or_create(&DeliveryLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.metrics
+            .webhook_attempt_duration
+            .observe(latency.as_secs_f64());
+        tracing::info!(
+            delivery_id = %delivery.id, event_id = %delivery.event_id, attempts, outcome,
+            status_code = code, latency_ms, "webhook attempt"
+        );
+        Ok(())
+    }
+}
+
+/// An attempt's failure in words, without the URL's query string (it may hold a token).
+fn describe(err: reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_connect() {
+        "could not connect".into()
+    } else {
+        format!("request failed: {}", err.without_url())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_retries_span_a_day() {
+        let settings = DeliverySettings::default();
+        let first = backoff(&settings, 1);
+        assert!(
+            (Duration::from_secs(4)..=Duration::from_secs(6)).contains(&first),
+            "{first:?}"
+        );
+        let fifth = backoff(&settings, 5);
+        assert!(
+            (Duration::from_secs(64)..=Duration::from_secs(96)).contains(&fifth),
+            "{fifth:?}"
+        );
+        assert!(backoff(&settings, 40) <= settings.retry_cap.mul_f64(1.2));
+        // Even with the least jitter, all retries together wait more than 24 hours.
+        let least: f64 = (1..settings.max_attempts)
+            .map(|n| {
+                let exponent = u32::try_from(n - 1).unwrap();
+                settings
+                    .retry_base
+                    .saturating_mul(2u32.saturating_pow(exponent))
+                    .min(settings.retry_cap)
+                    .as_secs_f64()
+                    * 0.8
+            })
+            .sum();
+        assert!(least > 24.0 * 3600.0, "{least}");
+    }
+}
