@@ -34,7 +34,7 @@ pub async fn enqueue(
     let endpoints: Vec<webhooks::Endpoint> = webhooks::enabled_endpoints(tx, workspace_id)
         .await?
         .into_iter()
-        .filter(|endpoint| endpoint.event_types.iter().any(|t| *t == event.kind))
+        .filter(|endpoint| endpoint.event_types.contains(&event.kind))
         .collect();
     if endpoints.is_empty() {
         return Ok(());
