@@ -4,7 +4,7 @@
 
 use crate::metrics::{DeliveryLabels, Metrics};
 use crate::store::webhooks::{self, Attempt, DueDelivery};
-use crate::store::{Store, StoreError, now};
+use crate::store::{Backend, Store, StoreError, now};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngExt;
 use std::sync::Arc;
@@ -78,6 +78,16 @@ impl Worker {
 
     /// Delivers until the task is dropped.
     pub async fn run(self) {
+        if self.store.backend() == Backend::Sqlite {
+            match self.release_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    released = n,
+                    "webhook deliveries interrupted by a crash resume now"
+                ),
+                Err(err) => tracing::warn!(error = %err, "could not release webhook leases"),
+            }
+        }
         loop {
             match self.deliver_due().await {
                 // A full batch: there may be more waiting.
@@ -92,6 +102,13 @@ impl Worker {
         }
     }
 
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        let mut tx = self.store.begin_write().await?;
+        let released = webhooks::release_all_leases(&mut tx).await?;
+        tx.commit_keeping_cache().await?;
+        Ok(released)
+    }
+
     /// Attempts every delivery due now; returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let now = now();
@@ -99,8 +116,11 @@ impl Worker {
             let mut conn = self.store.pool().acquire().await?;
             webhooks::due(&mut conn, now, 64).await?
         };
-        let lease = SignedDuration::try_from(self.settings.attempt_timeout * 3)
-            .unwrap_or(SignedDuration::from_secs(30));
+        // Long enough for one attempt and its bookkeeping; a replica that dies mid-attempt
+        // delays the delivery by at most this.
+        let lease =
+            SignedDuration::try_from(self.settings.attempt_timeout + Duration::from_secs(5))
+                .unwrap_or(SignedDuration::from_secs(15));
         let mut claimed = Vec::new();
         for delivery in due {
             let mut tx = self.store.begin_write().await?;

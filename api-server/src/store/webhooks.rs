@@ -456,3 +456,14 @@ pub async fn promote_secrets(conn: &mut AnyConnection, now: Timestamp) -> Result
     .await?
     .rows_affected())
 }
+
+/// Frees every delivery lease. Only for SQLite at start-up: no other process can hold one, so
+/// a lease left by a crash would only delay its delivery.
+pub async fn release_all_leases(conn: &mut AnyConnection) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE webhook_deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

@@ -36,8 +36,13 @@ fn bootstrap(database_url: &str) -> String {
 
 /// Starts the server on a free port and returns it with its base URL, read from its JSON log.
 fn start(database_url: &str) -> (Child, String) {
+    start_with(database_url, &[])
+}
+
+fn start_with(database_url: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
         .env("DATABASE_URL", database_url)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -140,4 +145,70 @@ fn bootstrap_refuses_a_taken_slug_and_bad_urls() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL must start with"));
+}
+
+/// Events whose webhooks were not yet delivered when the server was killed are delivered after
+/// it restarts: the outbox is in the database, written with the change.
+async fn undelivered_webhooks_survive_kill_9(backend: Backend) {
+    install_crypto_provider();
+    let Some(database_url) = fresh_database(backend).await else {
+        return;
+    };
+    let key = bootstrap(&database_url);
+    let fast_retries = ["--webhook-retry-base-ms", "50"];
+    let (mut server, base_url) = start_with(&database_url, &fast_retries);
+    let http = reqwest::Client::new();
+    let addr = crate::receiver::free_addr();
+    let response = http
+        .post(format!("{base_url}/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": format!("http://{addr}/hook"), "event_types": ["token.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let response = http
+            .post(format!("{base_url}/v1/tokens"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"name": format!("t{i}"), "scopes": ["tokens:read"]}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        created.push(body["id"].as_str().unwrap().to_owned());
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let receiver = crate::receiver::Receiver::start_on(addr).await;
+    let (mut server, _) = start_with(&database_url, &fast_retries);
+    receiver
+        .wait_accepted(10, std::time::Duration::from_secs(30))
+        .await;
+    let mut delivered: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    delivered.sort();
+    delivered.dedup();
+    created.sort();
+    assert_eq!(
+        delivered, created,
+        "every acknowledged change reached the receiver"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_undelivered_webhooks_survive_kill_9() {
+    undelivered_webhooks_survive_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_undelivered_webhooks_survive_kill_9() {
+    undelivered_webhooks_survive_kill_9(Backend::Postgres).await;
 }

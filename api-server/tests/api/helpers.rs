@@ -95,6 +95,35 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// A second server on the database of `app` (PostgreSQL), as another replica would be.
+pub async fn spawn_replica(app: &TestApp) -> TestApp {
+    let settings = Settings {
+        usage_flush_interval: Duration::from_millis(50),
+        sweep_interval: Duration::from_secs(3600),
+        delivery: tooken_api_server::delivery::DeliverySettings {
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
+        ..Settings::new("127.0.0.1:0".parse().unwrap(), app.database_url.clone())
+    };
+    let replica = Application::build(&settings).await.expect("replica starts");
+    let base_url = format!("http://{}", replica.local_addr());
+    let state = replica.state().clone();
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(replica.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base_url,
+        database_url: app.database_url.clone(),
+        api_key: app.api_key.clone(),
+        workspace_id: app.workspace_id.clone(),
+        state,
+        http: reqwest::Client::new(),
+        shutdown: Some(shutdown),
+    }
+}
+
 /// `spawn_app` with settings adjusted by `customize`.
 pub async fn spawn_app_with(
     backend: Backend,
@@ -107,6 +136,14 @@ pub async fn spawn_app_with(
         usage_flush_interval: Duration::from_millis(50),
         // Tests run sweeps themselves (maintenance::sweep_once) when they need one.
         sweep_interval: Duration::from_secs(3600),
+        // Webhook retries in milliseconds, so outages can be tested quickly.
+        delivery: tooken_api_server::delivery::DeliverySettings {
+            poll_interval: Duration::from_millis(50),
+            attempt_timeout: Duration::from_secs(2),
+            retry_base: Duration::from_millis(50),
+            retry_cap: Duration::from_millis(400),
+            ..Default::default()
+        },
         ..Settings::new("127.0.0.1:0".parse().unwrap(), database_url.clone())
     };
     customize(&mut settings);
@@ -211,6 +248,21 @@ impl TestApp {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// Creates a webhook for `event_types` to `url`; returns (id, signing secret).
+    pub async fn webhook(&self, url: &str, event_types: &[&str]) -> (String, String) {
+        let response = self
+            .authed(Method::POST, "/v1/webhooks", &self.api_key)
+            .json(&serde_json::json!({"url": url, "event_types": event_types}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_json(response, 201).await;
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// A second workspace on the same server, with its own team key.

@@ -11,6 +11,8 @@ mod idempotency;
 mod openapi;
 mod ops;
 mod permissions;
+mod receiver;
 mod requests;
 mod tokens;
+mod webhooks;
 mod workspaces;
