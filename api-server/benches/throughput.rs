@@ -3,11 +3,15 @@
 //! second on SQLite; and, when `TOOKEN_BENCH_POSTGRES_URL` is set, verify and creation on
 //! PostgreSQL, where nothing is cached because several replicas share the database.
 //!
+//! Also: webhook latency from a rotate call to the receiver's 200 (p50/p99), and deliveries
+//! per second for a burst of token creations.
+//!
 //! Run: `cargo bench -p tooken-api-server --bench throughput`
 //! Knobs: TOOKEN_BENCH_TOKENS (100000), TOOKEN_BENCH_CONNECTIONS (16), TOOKEN_BENCH_SECONDS (5),
 //! TOOKEN_BENCH_ROUNDS (3).
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
@@ -333,6 +337,8 @@ fn main() {
             }
         );
 
+        webhook_bench(addr, &key, "SQLite").await;
+
         match std::env::var("TOOKEN_BENCH_POSTGRES_URL") {
             Ok(admin) if !admin.is_empty() => {
                 let name = format!("tooken_bench_{}", std::process::id());
@@ -355,10 +361,151 @@ fn main() {
                 report("POST /v1/tokens/verify (PG)", &outcome, Some(&medians[0]));
                 let created = creation_rate(pg_addr, &pg_key, 8, run_for).await;
                 report("POST /v1/tokens (PostgreSQL)", &created, None);
+                webhook_bench(pg_addr, &pg_key, "PostgreSQL").await;
             }
             _ => println!("POST /v1/tokens (PostgreSQL): skipped, set TOOKEN_BENCH_POSTGRES_URL to measure"),
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
     std::process::exit(0);
+}
+
+/// Receipt times of webhook bodies, by event type and `data.rotation` / `data.id`.
+#[derive(Default)]
+struct Receipts {
+    at: std::collections::HashMap<String, Instant>,
+}
+
+fn start_webhook_receiver(receipts: Arc<std::sync::Mutex<Receipts>>) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let route = warp::path!("hook")
+                .and(warp::body::bytes())
+                .map(move |body: Bytes| {
+                    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let key = match event["type"].as_str() {
+                        Some("token.rotated") => format!("rotation:{}", event["data"]["rotation"]),
+                        _ => format!("created:{}", event["data"]["id"]),
+                    };
+                    receipts
+                        .lock()
+                        .unwrap()
+                        .at
+                        .entry(key)
+                        .or_insert_with(Instant::now);
+                    "ok"
+                });
+            warp::serve(route).incoming(listener).run().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// Latency from a rotate call to the receiver's 200, and deliveries per second for a burst.
+async fn webhook_bench(addr: SocketAddr, key: &str, backend: &str) {
+    let rotations: usize = env_or("TOOKEN_BENCH_ROTATIONS", 300);
+    let burst: usize = env_or("TOOKEN_BENCH_WEBHOOK_BURST", 1000);
+    let receipts = Arc::new(std::sync::Mutex::new(Receipts::default()));
+    let receiver = start_webhook_receiver(receipts.clone());
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let hook: serde_json::Value = http
+        .post(format!("{base}/v1/webhooks"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"url": format!("http://{receiver}/hook"), "event_types": ["token.created", "token.rotated"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(hook["id"].is_string(), "{hook}");
+    let token: serde_json::Value = http
+        .post(format!("{base}/v1/tokens"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"name": "rotating", "scopes": ["tokens:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = token["id"].as_str().unwrap().to_owned();
+    let wait_for = |key: String| {
+        let receipts = receipts.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(at) = receipts.lock().unwrap().at.get(&key) {
+                    return *at;
+                }
+                assert!(Instant::now() < deadline, "webhook {key} never arrived");
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    };
+    let mut latencies = Vec::with_capacity(rotations);
+    for _ in 0..rotations {
+        let sent = Instant::now();
+        let rotated: serde_json::Value = http
+            .post(format!("{base}/v1/tokens/{id}/rotate"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let received = wait_for(format!("rotation:{}", rotated["rotation"])).await;
+        latencies.push(received.duration_since(sent));
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "webhook rotate -> receiver 200 ({backend}): p50 {:.3} ms  p99 {:.3} ms  ({rotations} rotations, one at a time)",
+        pick(0.5).as_secs_f64() * 1e3,
+        pick(0.99).as_secs_f64() * 1e3
+    );
+
+    // A burst of creations, 16 at a time; deliveries/s from the first send to the last receipt.
+    let started = Instant::now();
+    let ids: Vec<String> = futures::stream::iter(0..burst)
+        .map(|i| {
+            let http = http.clone();
+            let base = base.clone();
+            async move {
+                let token: serde_json::Value = http
+                    .post(format!("{base}/v1/tokens"))
+                    .bearer_auth(key)
+                    .json(&serde_json::json!({"name": format!("burst-{i}"), "scopes": ["tokens:read"]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                token["id"].as_str().unwrap().to_owned()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut last = started;
+    for id in ids {
+        last = last.max(wait_for(format!("created:\"{id}\"")).await);
+    }
+    let elapsed = last.duration_since(started);
+    println!(
+        "webhook burst ({backend}): {burst} token.created delivered in {:.2} s = {:.0} deliveries/s",
+        elapsed.as_secs_f64(),
+        burst as f64 / elapsed.as_secs_f64()
+    );
 }

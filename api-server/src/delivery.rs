@@ -122,13 +122,14 @@ impl Worker {
             SignedDuration::try_from(self.settings.attempt_timeout + Duration::from_secs(5))
                 .unwrap_or(SignedDuration::from_secs(15));
         let mut claimed = Vec::new();
-        for delivery in due {
+        if !due.is_empty() {
             let mut tx = self.store.begin_write().await?;
-            let mine = webhooks::claim(&mut tx, &delivery.id, now, now + lease).await?;
-            tx.commit_keeping_cache().await?;
-            if mine {
-                claimed.push(delivery);
+            for delivery in due {
+                if webhooks::claim(&mut tx, &delivery.id, now, now + lease).await? {
+                    claimed.push(delivery);
+                }
             }
+            tx.commit_keeping_cache().await?;
         }
         let attempted = claimed.len();
         use futures::StreamExt;
