@@ -1,0 +1,314 @@
+//! In-memory stand-ins for the cluster and the Tooken API, sharing one step counter so a test
+//! can crash a reconcile at any step: before an operation takes effect, or after it took
+//! effect with its reply lost.
+
+use crate::cluster::{Cluster, DesiredSecret};
+use crate::crd::{TookenToken, TookenTokenStatus};
+use crate::tooken_api::{ApiFailure, TookenApi};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tooken_contract::tokens::{
+    CreateTokenRequest, IssuedToken, RotateTokenRequest, RotatedToken, Token, TokenStatus,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    /// The operation fails without taking effect.
+    Before,
+    /// The operation takes effect, then the process dies before seeing the reply.
+    After,
+}
+
+#[derive(Default)]
+pub struct Steps {
+    pub count: usize,
+    pub crash_at: Option<(usize, Crash)>,
+    pub log: Vec<String>,
+}
+
+impl Steps {
+    /// Counts a step; says whether to crash before or after its effect.
+    fn step(&mut self, name: &str) -> Option<Crash> {
+        self.count += 1;
+        self.log.push(name.to_owned());
+        match self.crash_at {
+            Some((at, crash)) if at == self.count => Some(crash),
+            _ => None,
+        }
+    }
+}
+
+pub type SharedSteps = Arc<Mutex<Steps>>;
+
+fn crashed() -> ApiFailure {
+    ApiFailure::Unavailable("simulated crash".into())
+}
+
+fn kube_crash() -> kube::Error {
+    kube::Error::Service("simulated crash".into())
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeToken {
+    pub token: Token,
+    /// Secrets that work now.
+    pub secrets: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct FakeTookenState {
+    pub tokens: HashMap<String, FakeToken>,
+    issued: HashMap<String, IssuedToken>,
+    rotated: HashMap<String, RotatedToken>,
+    next: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeTooken {
+    pub state: Arc<Mutex<FakeTookenState>>,
+    pub steps: SharedSteps,
+}
+
+impl FakeTooken {
+    pub fn active(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        let mut ids: Vec<String> = state
+            .tokens
+            .values()
+            .filter(|t| t.token.status == TokenStatus::Active)
+            .map(|t| t.token.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The token whose current secret is `secret`, if any.
+    pub fn verify(&self, secret: &str) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .tokens
+            .values()
+            .find(|t| {
+                t.token.status == TokenStatus::Active && t.secrets.iter().any(|s| s == secret)
+            })
+            .map(|t| t.token.id.clone())
+    }
+
+    fn new_secret(state: &mut FakeTookenState) -> String {
+        state.next += 1;
+        format!("tok_live_fake{}", state.next)
+    }
+}
+
+impl TookenApi for FakeTooken {
+    async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+        key: &str,
+    ) -> Result<IssuedToken, ApiFailure> {
+        let crash = self.steps.lock().unwrap().step("create_token");
+        if crash == Some(Crash::Before) {
+            return Err(crashed());
+        }
+        let mut state = self.state.lock().unwrap();
+        if let Some(replay) = state.issued.get(key) {
+            let mut replay = replay.clone();
+            replay.secret = None;
+            return if crash.is_some() {
+                Err(crashed())
+            } else {
+                Ok(replay)
+            };
+        }
+        let secret = FakeTooken::new_secret(&mut state);
+        let now = Timestamp::now();
+        let token = Token {
+            id: format!("token-{}", state.next),
+            name: request.name.clone(),
+            scopes: request.scopes.clone(),
+            status: TokenStatus::Active,
+            prefix: secret[..13].to_owned(),
+            created_at: now,
+            expires_at: request.expires_at.flatten(),
+            revoked_at: None,
+            last_used_at: None,
+            rotated_at: None,
+            rotation: 0,
+        };
+        state.tokens.insert(
+            token.id.clone(),
+            FakeToken {
+                token: token.clone(),
+                secrets: vec![secret.clone()],
+            },
+        );
+        let issued = IssuedToken {
+            token,
+            secret: Some(secret),
+        };
+        state.issued.insert(key.to_owned(), issued.clone());
+        if crash.is_some() {
+            Err(crashed())
+        } else {
+            Ok(issued)
+        }
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<Token>, ApiFailure> {
+        if self.steps.lock().unwrap().step("get_token").is_some() {
+            return Err(crashed());
+        }
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .tokens
+            .get(id)
+            .map(|t| t.token.clone()))
+    }
+
+    async fn rotate_token(
+        &self,
+        id: &str,
+        request: &RotateTokenRequest,
+        key: &str,
+    ) -> Result<RotatedToken, ApiFailure> {
+        let crash = self.steps.lock().unwrap().step("rotate_token");
+        if crash == Some(Crash::Before) {
+            return Err(crashed());
+        }
+        let mut state = self.state.lock().unwrap();
+        if let Some(replay) = state.rotated.get(key) {
+            let mut replay = replay.clone();
+            replay.secret = None;
+            return if crash.is_some() {
+                Err(crashed())
+            } else {
+                Ok(replay)
+            };
+        }
+        let secret = FakeTooken::new_secret(&mut state);
+        let now = Timestamp::now();
+        let Some(entry) = state.tokens.get_mut(id) else {
+            return Err(ApiFailure::Refused {
+                status: 404,
+                message: "token not found".into(),
+            });
+        };
+        entry.token.rotation += 1;
+        entry.token.rotated_at = Some(now);
+        if let Some(expires_at) = request.expires_at {
+            entry.token.expires_at = expires_at;
+        }
+        // Grace periods are not modelled: the old secret dies at once.
+        entry.secrets = vec![secret.clone()];
+        let rotated = RotatedToken {
+            token: entry.token.clone(),
+            secret: Some(secret),
+            previous_secret_expires_at: now,
+        };
+        state.rotated.insert(key.to_owned(), rotated.clone());
+        if crash.is_some() {
+            Err(crashed())
+        } else {
+            Ok(rotated)
+        }
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<(), ApiFailure> {
+        let crash = self.steps.lock().unwrap().step("revoke_token");
+        if crash == Some(Crash::Before) {
+            return Err(crashed());
+        }
+        if let Some(entry) = self.state.lock().unwrap().tokens.get_mut(id) {
+            entry.token.status = TokenStatus::Revoked;
+            entry.token.revoked_at = Some(Timestamp::now());
+        }
+        if crash.is_some() {
+            Err(crashed())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FakeClusterState {
+    pub secret: Option<Secret>,
+    pub status: Option<TookenTokenStatus>,
+    pub events: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeCluster {
+    pub state: Arc<Mutex<FakeClusterState>>,
+    pub steps: SharedSteps,
+}
+
+impl Cluster for FakeCluster {
+    async fn get_secret(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Option<Secret>, kube::Error> {
+        if self.steps.lock().unwrap().step("get_secret").is_some() {
+            return Err(kube_crash());
+        }
+        Ok(self.state.lock().unwrap().secret.clone())
+    }
+
+    async fn apply_secret(
+        &self,
+        owner: &TookenToken,
+        secret: &DesiredSecret,
+    ) -> Result<(), kube::Error> {
+        let crash = self.steps.lock().unwrap().step("apply_secret");
+        if crash == Some(Crash::Before) {
+            return Err(kube_crash());
+        }
+        self.state.lock().unwrap().secret = Some(secret.to_secret(owner));
+        if crash.is_some() {
+            Err(kube_crash())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn apply_status(
+        &self,
+        _owner: &TookenToken,
+        status: &TookenTokenStatus,
+    ) -> Result<(), kube::Error> {
+        let crash = self.steps.lock().unwrap().step("apply_status");
+        if crash == Some(Crash::Before) {
+            return Err(kube_crash());
+        }
+        self.state.lock().unwrap().status = Some(status.clone());
+        if crash.is_some() {
+            Err(kube_crash())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn event(&self, _owner: &TookenToken, _warning: bool, reason: &str, _note: String) {
+        self.state.lock().unwrap().events.push(reason.to_owned());
+    }
+}
+
+/// A fresh world: an empty cluster and Tooken sharing one step counter.
+pub fn world() -> (FakeCluster, FakeTooken) {
+    let steps: SharedSteps = Arc::default();
+    (
+        FakeCluster {
+            state: Arc::default(),
+            steps: steps.clone(),
+        },
+        FakeTooken {
+            state: Arc::default(),
+            steps,
+        },
+    )
+}

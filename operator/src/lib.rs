@@ -1,0 +1,18 @@
+//! The Tooken operator: `TookenToken` resources become tokens kept in Kubernetes Secrets.
+
+pub mod cluster;
+pub mod crd;
+pub mod duration;
+#[cfg(test)]
+mod fake;
+pub mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
+pub mod tooken_api;
+
+use kube::CustomResourceExt;
+
+/// The CRD as committed in `crds/`.
+pub fn crd_yaml() -> String {
+    yaml_serde::to_string(&crd::TookenToken::crd()).expect("the CRD serialises")
+}

@@ -1,0 +1,414 @@
+//! Reconcile against the fakes: issue, schedule, drift, scope changes, deletion, and a crash
+//! at every step of each.
+
+use crate::cluster::ROTATION_KEY;
+use crate::crd::{Expiry, RotationPolicy, TokenScope, TookenToken, TookenTokenSpec};
+use crate::fake::{Crash, FakeCluster, FakeTooken, world};
+use crate::reconcile::{apply, cleanup, sha256_hex};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+
+fn resource(scopes: Vec<TokenScope>) -> TookenToken {
+    let mut tt = TookenToken::new(
+        "ci",
+        TookenTokenSpec {
+            scopes,
+            expiry: None,
+            rotation: None,
+            grace_period: None,
+            secret: Default::default(),
+            restart_on_rotation: vec![],
+            connection: None,
+            deletion_policy: Default::default(),
+        },
+    );
+    tt.metadata.namespace = Some("apps".into());
+    tt.metadata.uid = Some("uid-1".into());
+    tt.metadata.generation = Some(1);
+    tt
+}
+
+/// The resource as the cluster now stores it (with the status last written).
+fn stored(tt: &TookenToken, cluster: &FakeCluster) -> TookenToken {
+    let mut tt = tt.clone();
+    tt.status = cluster.state.lock().unwrap().status.clone();
+    tt
+}
+
+fn secret_in_cluster(cluster: &FakeCluster) -> Option<String> {
+    let state = cluster.state.lock().unwrap();
+    let data = state.secret.as_ref()?.data.as_ref()?;
+    Some(String::from_utf8(data["token"].0.clone()).unwrap())
+}
+
+/// After any sequence of runs: one working token named by the status, its current secret in
+/// the Secret, and no active token that nothing names (except ones awaiting revocation).
+fn assert_converged(cluster: &FakeCluster, api: &FakeTooken) {
+    let status = cluster
+        .state
+        .lock()
+        .unwrap()
+        .status
+        .clone()
+        .expect("status written");
+    let token_id = status.token_id.clone().expect("status names the token");
+    let secret = secret_in_cluster(cluster).expect("the Secret exists");
+    assert_eq!(
+        api.verify(&secret).as_deref(),
+        Some(token_id.as_str()),
+        "the Secret holds a working secret of the token"
+    );
+    let mut named: Vec<String> = std::iter::once(token_id.clone())
+        .chain(
+            status
+                .pending_revocations
+                .iter()
+                .map(|p| p.token_id.clone()),
+        )
+        .collect();
+    named.sort();
+    assert_eq!(api.active(), named, "no duplicate or orphaned token");
+    assert_eq!(
+        status.secret_hash.as_deref(),
+        Some(sha256_hex(&secret).as_str())
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+}
+
+/// Runs reconcile until it succeeds (a crashed run is followed by a clean one).
+async fn run(tt: &TookenToken, cluster: &FakeCluster, api: &FakeTooken, now: Timestamp) {
+    for _ in 0..3 {
+        let current = stored(tt, cluster);
+        if apply(&current, cluster, api, now).await.is_ok() {
+            return;
+        }
+        cluster.steps.lock().unwrap().crash_at = None;
+    }
+    panic!("reconcile did not converge");
+}
+
+#[tokio::test]
+async fn issues_a_token_and_writes_an_owned_labelled_secret() {
+    let (cluster, api) = world();
+    let tt = resource(vec![TokenScope::TokensRead]);
+    let wait = apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    assert_converged(&cluster, &api);
+    let secret = cluster.state.lock().unwrap().secret.clone().unwrap();
+    let labels = secret.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "tooken-operator");
+    assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, "uid-1");
+    assert_eq!(secret.metadata.annotations.unwrap()[ROTATION_KEY], "0");
+    assert_eq!(cluster.state.lock().unwrap().events, ["Issued"]);
+    assert_eq!(
+        wait,
+        crate::reconcile::MAX_REQUEUE,
+        "no expiry, no schedule: the periodic check"
+    );
+    // Nothing to do the second time: no API writes.
+    let before = api.state.lock().unwrap().tokens.clone().len();
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(api.state.lock().unwrap().tokens.len(), before);
+    assert_eq!(
+        api.state
+            .lock()
+            .unwrap()
+            .tokens
+            .values()
+            .next()
+            .unwrap()
+            .token
+            .rotation,
+        0
+    );
+}
+
+#[tokio::test]
+async fn rotates_on_schedule_and_requeues_for_the_next_one() {
+    let (cluster, api) = world();
+    let mut tt = resource(vec![TokenScope::TokensRead]);
+    tt.spec.rotation = Some(RotationPolicy {
+        every: Some("1h".into()),
+        before_expiry: None,
+    });
+    tt.spec.expiry = Some(Expiry {
+        after: Some("24h".into()),
+        at: None,
+    });
+    let now = Timestamp::now();
+    let wait = apply(&tt, &cluster, &api, now).await.unwrap();
+    assert!(
+        wait <= std::time::Duration::from_secs(3600)
+            && wait >= std::time::Duration::from_secs(3590),
+        "{wait:?}"
+    );
+    let first = secret_in_cluster(&cluster).unwrap();
+    // An hour later the rotation is due.
+    let later = now + SignedDuration::from_mins(61);
+    apply(&stored(&tt, &cluster), &cluster, &api, later)
+        .await
+        .unwrap();
+    let second = secret_in_cluster(&cluster).unwrap();
+    assert_ne!(first, second);
+    assert_converged(&cluster, &api);
+    let status = cluster.state.lock().unwrap().status.clone().unwrap();
+    assert_eq!(status.rotation, Some(1));
+    assert!(
+        cluster
+            .state
+            .lock()
+            .unwrap()
+            .events
+            .contains(&"Rotated".to_owned())
+    );
+    // The rotation renewed the lifetime.
+    let expires: Timestamp = status.expires_at.unwrap().parse().unwrap();
+    assert!(expires > later + SignedDuration::from_hours(23));
+}
+
+#[tokio::test]
+async fn a_deleted_or_edited_secret_is_repaired_with_a_new_secret() {
+    let (cluster, api) = world();
+    let tt = resource(vec![TokenScope::TokensRead]);
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    let original = secret_in_cluster(&cluster).unwrap();
+
+    cluster.state.lock().unwrap().secret = None;
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    let repaired = secret_in_cluster(&cluster).unwrap();
+    assert_ne!(
+        repaired, original,
+        "a deleted Secret gets a fresh secret, since the old may have leaked"
+    );
+    assert_converged(&cluster, &api);
+
+    cluster
+        .state
+        .lock()
+        .unwrap()
+        .secret
+        .as_mut()
+        .unwrap()
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("token".into(), ByteString(b"tok_live_edited".to_vec()));
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_ne!(secret_in_cluster(&cluster).unwrap(), "tok_live_edited");
+    assert_converged(&cluster, &api);
+    let events = cluster.state.lock().unwrap().events.clone();
+    assert_eq!(events, ["Issued", "Repaired", "Repaired"]);
+}
+
+#[tokio::test]
+async fn new_scopes_get_a_new_token_and_the_old_one_is_revoked_after_grace() {
+    let (cluster, api) = world();
+    let mut tt = resource(vec![TokenScope::TokensRead]);
+    tt.spec.grace_period = Some("10m".into());
+    let now = Timestamp::now();
+    apply(&tt, &cluster, &api, now).await.unwrap();
+    let old = cluster
+        .state
+        .lock()
+        .unwrap()
+        .status
+        .clone()
+        .unwrap()
+        .token_id
+        .unwrap();
+
+    tt.spec.scopes = vec![TokenScope::TokensRead, TokenScope::AuditRead];
+    let wait = apply(&stored(&tt, &cluster), &cluster, &api, now)
+        .await
+        .unwrap();
+    let status = cluster.state.lock().unwrap().status.clone().unwrap();
+    let new = status.token_id.clone().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(status.pending_revocations[0].token_id, old);
+    assert_eq!(
+        api.active(),
+        {
+            let mut v = vec![new.clone(), old.clone()];
+            v.sort();
+            v
+        },
+        "the old token works through the grace period"
+    );
+    assert!(
+        wait <= std::time::Duration::from_secs(600),
+        "requeued for the revocation: {wait:?}"
+    );
+    assert_converged(&cluster, &api);
+
+    apply(
+        &stored(&tt, &cluster),
+        &cluster,
+        &api,
+        now + SignedDuration::from_mins(11),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api.active(), [new]);
+    assert!(
+        cluster
+            .state
+            .lock()
+            .unwrap()
+            .status
+            .clone()
+            .unwrap()
+            .pending_revocations
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deletion_revokes_unless_retained() {
+    let (cluster, api) = world();
+    let tt = resource(vec![TokenScope::TokensRead]);
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    cleanup(&stored(&tt, &cluster), &cluster, &api)
+        .await
+        .unwrap();
+    assert!(api.active().is_empty());
+
+    let (cluster, api) = world();
+    let mut tt = resource(vec![TokenScope::TokensRead]);
+    tt.spec.deletion_policy = crate::crd::DeletionPolicy::Retain;
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    cleanup(&stored(&tt, &cluster), &cluster, &api)
+        .await
+        .unwrap();
+    assert_eq!(api.active().len(), 1);
+}
+
+#[tokio::test]
+async fn a_secret_the_operator_does_not_own_is_never_overwritten() {
+    let (cluster, api) = world();
+    let tt = resource(vec![TokenScope::TokensRead]);
+    let foreign = k8s_openapi::api::core::v1::Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("ci".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    cluster.state.lock().unwrap().secret = Some(foreign.clone());
+    let err = apply(&tt, &cluster, &api, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "SecretConflict");
+    assert_eq!(cluster.state.lock().unwrap().secret, Some(foreign));
+    assert!(
+        api.active().is_empty(),
+        "no token issued for a Secret it cannot write"
+    );
+}
+
+/// Crashes the scenario at every step (before and after each effect), then lets it finish.
+async fn crash_everywhere(
+    setup: impl Fn() -> (
+        TookenToken,
+        FakeCluster,
+        FakeTooken,
+        Box<dyn Fn(&TookenToken) -> TookenToken>,
+    ),
+    at: Timestamp,
+) {
+    // How many steps a clean run takes.
+    let (tt, cluster, api, change) = setup();
+    let changed = change(&stored(&tt, &cluster));
+    let start = cluster.steps.lock().unwrap().count;
+    run(&changed, &cluster, &api, at).await;
+    let steps = cluster.steps.lock().unwrap().count - start;
+    assert!(steps >= 3, "{steps}");
+    for step in 1..=steps {
+        for crash in [Crash::Before, Crash::After] {
+            let (tt, cluster, api, change) = setup();
+            let changed = change(&stored(&tt, &cluster));
+            let base = cluster.steps.lock().unwrap().count;
+            cluster.steps.lock().unwrap().crash_at = Some((base + step, crash));
+            run(&changed, &cluster, &api, at).await;
+            assert_converged(&cluster, &api);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_issuing_leaves_no_duplicate_or_orphan() {
+    crash_everywhere(
+        || {
+            let (cluster, api) = world();
+            (
+                resource(vec![TokenScope::TokensRead]),
+                cluster,
+                api,
+                Box::new(|tt: &TookenToken| tt.clone()),
+            )
+        },
+        Timestamp::now(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_rotating_leaves_no_duplicate_or_orphan() {
+    crash_everywhere(
+        || {
+            let (cluster, api) = world();
+            let mut tt = resource(vec![TokenScope::TokensRead]);
+            tt.spec.rotation = Some(RotationPolicy {
+                every: Some("1h".into()),
+                before_expiry: None,
+            });
+            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
+            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
+        },
+        Timestamp::now() + SignedDuration::from_hours(2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_a_scope_change_leaves_no_duplicate_or_orphan() {
+    crash_everywhere(
+        || {
+            let (cluster, api) = world();
+            let tt = resource(vec![TokenScope::TokensRead]);
+            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
+            let change = |tt: &TookenToken| {
+                let mut tt = tt.clone();
+                tt.spec.scopes = vec![TokenScope::TokensWrite];
+                tt
+            };
+            (tt, cluster, api, Box::new(change))
+        },
+        Timestamp::now(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_repairing_a_deleted_secret_leaves_no_duplicate_or_orphan() {
+    crash_everywhere(
+        || {
+            let (cluster, api) = world();
+            let tt = resource(vec![TokenScope::TokensRead]);
+            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
+            cluster.state.lock().unwrap().secret = None;
+            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
+        },
+        Timestamp::now(),
+    )
+    .await;
+}

@@ -1,0 +1,88 @@
+//! What the operator needs from the Tooken API, as a trait so reconcile can be tested against a
+//! fake that fails at any step. The typed client of `tooken-contract` implements it.
+
+use std::future::Future;
+use tooken_contract::tokens::{
+    CreateTokenRequest, IssuedToken, RotateTokenRequest, RotatedToken, Token,
+};
+use tooken_contract::{Client, ClientError};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiFailure {
+    /// Network error, timeout, 5xx or 429: worth retrying.
+    #[error("the Tooken API is unavailable: {0}")]
+    Unavailable(String),
+    /// The API refused the request (4xx): retrying the same request will not help.
+    #[error("the Tooken API refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+pub trait TookenApi: Send + Sync {
+    /// Creates a token; a repeat with the same key returns the same token without its secret.
+    fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<IssuedToken, ApiFailure>> + Send;
+    /// `None` when the token does not exist.
+    fn get_token(&self, id: &str)
+    -> impl Future<Output = Result<Option<Token>, ApiFailure>> + Send;
+    /// Rotates; a repeat with the same key returns the same result without the secret.
+    fn rotate_token(
+        &self,
+        id: &str,
+        request: &RotateTokenRequest,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<RotatedToken, ApiFailure>> + Send;
+    /// Revokes; a token that does not exist counts as revoked.
+    fn revoke_token(&self, id: &str) -> impl Future<Output = Result<(), ApiFailure>> + Send;
+}
+
+fn failure(err: ClientError) -> ApiFailure {
+    match err.status().map(|s| s.as_u16()) {
+        Some(status) if (400..500).contains(&status) && status != 429 => ApiFailure::Refused {
+            status,
+            message: err.to_string(),
+        },
+        _ => ApiFailure::Unavailable(err.to_string()),
+    }
+}
+
+impl TookenApi for Client {
+    async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+        key: &str,
+    ) -> Result<IssuedToken, ApiFailure> {
+        Client::create_token(self, request, Some(key))
+            .await
+            .map_err(failure)
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<Token>, ApiFailure> {
+        match Client::get_token(self, id).await {
+            Ok(token) => Ok(Some(token)),
+            Err(err) if err.status().map(|s| s.as_u16()) == Some(404) => Ok(None),
+            Err(err) => Err(failure(err)),
+        }
+    }
+
+    async fn rotate_token(
+        &self,
+        id: &str,
+        request: &RotateTokenRequest,
+        key: &str,
+    ) -> Result<RotatedToken, ApiFailure> {
+        Client::rotate_token(self, id, request, Some(key))
+            .await
+            .map_err(failure)
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<(), ApiFailure> {
+        match Client::revoke_token(self, id).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.status().map(|s| s.as_u16()) == Some(404) => Ok(()),
+            Err(err) => Err(failure(err)),
+        }
+    }
+}
