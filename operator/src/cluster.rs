@@ -103,6 +103,7 @@ pub trait Cluster: Send + Sync {
 pub struct KubeCluster {
     pub client: kube::Client,
     pub recorder: Recorder,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Cluster for KubeCluster {
@@ -150,6 +151,14 @@ impl Cluster for KubeCluster {
     }
 
     async fn event(&self, owner: &TookenToken, warning: bool, reason: &str, note: String) {
+        if !warning {
+            self.metrics
+                .token_events
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: reason.into(),
+                })
+                .inc();
+        }
         let event = Event {
             type_: if warning {
                 EventType::Warning

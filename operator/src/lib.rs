@@ -1,10 +1,16 @@
 //! The Tooken operator: `TookenToken` resources become tokens kept in Kubernetes Secrets.
 
+pub mod cli;
 pub mod cluster;
+pub mod controller;
 pub mod crd;
 pub mod duration;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod kube_tests;
+pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;

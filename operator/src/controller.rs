@@ -1,0 +1,251 @@
+//! Wiring: the kube Controller over TookenTokens (and the Secrets they own), the finalizer
+//! that revokes on delete, and backoff with jitter on errors.
+
+use crate::cluster::{
+    ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
+};
+use crate::crd::TookenToken;
+use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
+use crate::reconcile::{self, ReconcileError};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use rand::RngExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const FINALIZER: &str = "tooken.io/revoke";
+
+pub struct Settings {
+    /// Only this namespace; all when `None`.
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    /// Used by resources that name no connection Secret.
+    pub default_connection: Option<ApiConnection>,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub cluster: KubeCluster,
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    pub default_connection: Option<ApiConnection>,
+    /// Consecutive failures per resource, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    managed: Mutex<HashSet<String>>,
+}
+
+/// Exponential backoff from 5 s to 5 min with ±25 % jitter, so many failing resources do not
+/// retry in lockstep.
+pub fn backoff(failures: u32) -> Duration {
+    let base = 5u64.saturating_mul(1u64 << failures.min(6)).min(300);
+    Duration::from_secs(base).mul_f64(rand::rng().random_range(0.75..1.25))
+}
+
+async fn connection(ctx: &Context, tt: &TookenToken) -> Result<ApiConnection, ReconcileError> {
+    match &tt.spec.connection {
+        Some(connection) => {
+            let namespace = tt.namespace().unwrap_or_default();
+            read_connection(&ctx.client, &namespace, connection).await?.ok_or_else(|| {
+                ReconcileError::NoConnection(format!(
+                    "Secret `{}` is missing or lacks the URL or API key",
+                    connection.secret_name
+                ))
+            })
+        }
+        None => ctx.default_connection.clone().ok_or_else(|| {
+            ReconcileError::NoConnection("spec.connection is absent and the operator has no default (TOOKEN_API_URL, TOOKEN_API_KEY)".into())
+        }),
+    }
+}
+
+async fn reconcile(
+    tt: Arc<TookenToken>,
+    ctx: Arc<Context>,
+) -> Result<Action, kube::runtime::finalizer::Error<ReconcileError>> {
+    let started = Instant::now();
+    let namespace = tt.namespace().unwrap_or_default();
+    let api: Api<TookenToken> = Api::namespaced(ctx.client.clone(), &namespace);
+    let key = format!("{namespace}/{}", tt.name_any());
+    let was_ready = tt.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    });
+    let result = finalizer(&api, FINALIZER, tt.clone(), |event| async {
+        match event {
+            Event::Apply(tt) => {
+                ctx.managed.lock().expect("lock").insert(key.clone());
+                let result = async {
+                    let connection = connection(&ctx, &tt).await?;
+                    let client = tooken_contract::Client::new(
+                        ctx.http.clone(),
+                        &connection.url,
+                        &connection.api_key,
+                    );
+                    reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await
+                }
+                .await;
+                match result {
+                    Ok(wait) => Ok(Action::requeue(wait)),
+                    Err(err) => {
+                        reconcile::report_failure(&tt, &ctx.cluster, &err, Timestamp::now()).await;
+                        ctx.cluster
+                            .event(&tt, true, err.reason(), err.to_string())
+                            .await;
+                        Err(err)
+                    }
+                }
+            }
+            Event::Cleanup(tt) => {
+                let result = async {
+                    let connection = connection(&ctx, &tt).await?;
+                    let client = tooken_contract::Client::new(
+                        ctx.http.clone(),
+                        &connection.url,
+                        &connection.api_key,
+                    );
+                    reconcile::cleanup(&tt, &ctx.cluster, &client).await
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        ctx.managed.lock().expect("lock").remove(&key);
+                        Ok(Action::await_change())
+                    }
+                    Err(err) => {
+                        // The finalizer stays until revocation succeeds; see README for releasing it.
+                        let failure =
+                            ReconcileError::Api(crate::tooken_api::ApiFailure::Unavailable(
+                                format!("revoking on delete failed, will retry: {err}"),
+                            ));
+                        reconcile::report_failure(&tt, &ctx.cluster, &failure, Timestamp::now())
+                            .await;
+                        ctx.cluster
+                            .event(&tt, true, "RevokeFailed", err.to_string())
+                            .await;
+                        Err(err)
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .managed
+        .set(ctx.managed.lock().expect("lock").len() as i64);
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+    if result.is_ok() {
+        ctx.failures.lock().expect("lock").remove(&key);
+        if !was_ready && let Some(created) = tt.metadata.creation_timestamp.as_ref() {
+            let seconds = Timestamp::now().duration_since(created.0).as_secs_f64();
+            ctx.metrics.time_to_ready.observe(seconds.max(0.0));
+        }
+    }
+    result
+}
+
+fn error_policy(
+    tt: Arc<TookenToken>,
+    error: &kube::runtime::finalizer::Error<ReconcileError>,
+    ctx: Arc<Context>,
+) -> Action {
+    let reason = match error {
+        kube::runtime::finalizer::Error::ApplyFailed(err)
+        | kube::runtime::finalizer::Error::CleanupFailed(err) => err.reason(),
+        _ => "FinalizerError",
+    };
+    ctx.metrics
+        .errors
+        .get_or_create(&ReasonLabels {
+            reason: reason.into(),
+        })
+        .inc();
+    let key = format!("{}/{}", tt.namespace().unwrap_or_default(), tt.name_any());
+    let failures = {
+        let mut all = ctx.failures.lock().expect("lock");
+        let count = all.entry(key).or_insert(0);
+        *count += 1;
+        *count
+    };
+    tracing::warn!(name = %tt.name_any(), reason, error = %error, failures, "reconcile failed");
+    Action::requeue(backoff(failures))
+}
+
+/// Runs the controller until a shutdown signal.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+) {
+    let (tokens, secrets): (Api<TookenToken>, Api<Secret>) = match &settings.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let reporter = Reporter {
+        controller: "tooken-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        cluster: KubeCluster {
+            client: client.clone(),
+            recorder,
+            metrics: metrics.clone(),
+        },
+        http,
+        metrics,
+        default_connection: settings.default_connection,
+        failures: Mutex::default(),
+        managed: Mutex::default(),
+    });
+    // Only the operator's own Secrets are watched (and cached), so memory does not grow with
+    // the number of Secrets in the cluster; a deleted or edited one triggers its owner at once.
+    let own_secrets =
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    Controller::new(tokens, watcher::Config::default())
+        .owns(secrets, own_secrets)
+        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let first = backoff(1);
+        assert!(
+            (Duration::from_millis(7500)..=Duration::from_millis(12500)).contains(&first),
+            "{first:?}"
+        );
+        assert!(backoff(20) <= Duration::from_secs(375));
+        let samples: HashSet<u128> = (0..20).map(|_| backoff(3).as_millis()).collect();
+        assert!(samples.len() > 1, "jittered");
+    }
+}
