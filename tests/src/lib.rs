@@ -9,7 +9,12 @@ pub fn kubeconfig(test: &str) -> Option<PathBuf> {
     match std::env::var_os("TOOKEN_E2E_KUBECONFIG") {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
         _ => {
-            eprintln!("SKIPPED {test}: TOOKEN_E2E_KUBECONFIG is not set, so no Kubernetes cluster was used");
+            // Straight to stderr: the test harness hides eprintln! output of passing tests.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: TOOKEN_E2E_KUBECONFIG is not set, so no Kubernetes cluster was used"
+            );
             None
         }
     }
@@ -62,4 +67,106 @@ pub fn unique_namespace(prefix: &str) -> String {
         .expect("clock after 1970")
         .subsec_nanos();
     format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Waits until `check` returns `Some`, polling every 500 ms, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `tooken-server` on a fresh SQLite file and bootstraps a workspace; returns the running
+/// server, its base URL and the team API key.
+pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String, String) {
+    let dir = std::env::temp_dir().join(unique_namespace("tooken-e2e"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite://{}", dir.join("tooken.db").display());
+    let output = Command::new(binary("tooken-server"))
+        .args(["bootstrap", "--workspace", "e2e"])
+        .env("DATABASE_URL", &database)
+        .output()
+        .expect("bootstrap runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let api_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let mut envs = vec![("DATABASE_URL", database), ("TOOKEN_LISTEN", format!("127.0.0.1:{port}"))];
+    envs.extend(extra_env.iter().cloned());
+    let server = spawn("tooken-server", &[], &envs);
+    let base_url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    eventually("tooken-server to be ready", std::time::Duration::from_secs(20), || {
+        let http = http.clone();
+        let url = format!("{base_url}/readyz");
+        async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()) }
+    })
+    .await;
+    (server, base_url, api_key)
+}
+
+/// Applies the committed CRD and waits until the API server serves it.
+pub async fn install_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::CustomResourceExt;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let crd = tooken_operator::crd::TookenToken::crd();
+    crds.patch("tookentokens.tooken.io", &PatchParams::apply("tooken-e2e").force(), &Patch::Apply(&crd))
+        .await
+        .expect("apply the CRD");
+    eventually("the CRD to be established", std::time::Duration::from_secs(30), || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get("tookentokens.tooken.io").await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Creates a namespace; it is deleted when the guard drops.
+pub async fn temp_namespace(client: &kube::Client, prefix: &str) -> TempNamespace {
+    use k8s_openapi::api::core::v1::Namespace;
+    let name = unique_namespace(prefix);
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    namespaces.create(&Default::default(), &namespace).await.expect("create a test namespace");
+    TempNamespace { name, api: namespaces }
+}
+
+pub struct TempNamespace {
+    pub name: String,
+    api: kube::Api<k8s_openapi::api::core::v1::Namespace>,
+}
+
+impl Drop for TempNamespace {
+    fn drop(&mut self) {
+        let api = self.api.clone();
+        let name = self.name.clone();
+        // Best effort, without blocking the test's runtime.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = runtime.block_on(api.delete(&name, &Default::default()));
+        })
+        .join()
+        .ok();
+    }
 }
