@@ -321,3 +321,133 @@ async fn losing_a_race_for_the_lease_is_not_an_error() {
     });
     assert!(!elector(client).try_acquire(Timestamp::now()).await.unwrap());
 }
+
+/// An API server that remembers the Secret last applied and returns it on GET.
+fn stateful_api_server() -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+    let stored: Arc<Mutex<Option<Value>>> = Arc::default();
+    api_server(move |request| {
+        let is_secret = request.path.contains("/secrets/");
+        match request.method.as_str() {
+            "GET" if is_secret => match stored.lock().unwrap().clone() {
+                Some(secret) => (StatusCode::OK, secret),
+                None => not_found(),
+            },
+            "PATCH" if is_secret => {
+                *stored.lock().unwrap() = Some(request.body.clone());
+                (StatusCode::OK, request.body.clone())
+            }
+            _ => echo(request),
+        }
+    })
+}
+
+/// Runs reconcile twice on one API server: once to issue, then with `change` applied to the
+/// resource (carrying the status the first run wrote). Returns the requests of the second run.
+async fn second_run(
+    change: impl Fn(&mut TookenToken),
+    at: Timestamp,
+) -> (Vec<Seen>, crate::fake::FakeTooken) {
+    let (client, seen) = stateful_api_server();
+    let (_, api) = world();
+    let cluster = kube_cluster(client);
+    apply(&resource(), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    let status = seen.lock().unwrap()[2].body["status"].clone();
+    let mut tt = resource();
+    tt.status = Some(serde_json::from_value(status).unwrap());
+    change(&mut tt);
+    let first_run = seen.lock().unwrap().len();
+    apply(&tt, &cluster, &api, at).await.unwrap();
+    let second = seen.lock().unwrap()[first_run..].to_vec();
+    (second, api)
+}
+
+#[tokio::test]
+async fn nothing_due_means_no_writes_but_the_status() {
+    let (seen, _) = second_run(|_| {}, Timestamp::now()).await;
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /api/v1/namespaces/apps/secrets/ci",
+            "PATCH /apis/tooken.io/v1alpha1/namespaces/apps/tookentokens/ci/status"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_due_rotation_rewrites_the_secret_with_the_next_generation() {
+    let (seen, api) = second_run(
+        |tt| {
+            tt.spec.rotation = Some(crate::crd::RotationPolicy {
+                every: Some("1h".into()),
+                before_expiry: None,
+            })
+        },
+        Timestamp::now() + jiff::SignedDuration::from_hours(2),
+    )
+    .await;
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /api/v1/namespaces/apps/secrets/ci",
+            "PATCH /api/v1/namespaces/apps/secrets/ci",
+            "PATCH /apis/tooken.io/v1alpha1/namespaces/apps/tookentokens/ci/status",
+            "POST /apis/events.k8s.io/v1/namespaces/apps/events",
+        ]
+    );
+    assert_eq!(
+        seen[1].body["metadata"]["annotations"]["tooken.io/rotation"],
+        "1"
+    );
+    assert_eq!(seen[2].body["status"]["rotation"], 1);
+    assert!(seen[2].body["status"]["nextRotation"].is_string());
+    assert_eq!(seen[3].body["reason"], "Rotated");
+    assert_eq!(api.active().len(), 1, "the same token, rotated");
+}
+
+#[tokio::test]
+async fn new_scopes_switch_the_secret_to_a_new_token_and_schedule_the_old_ones_revocation() {
+    let (seen, api) = second_run(
+        |tt| {
+            tt.spec.scopes = vec![TokenScope::TokensRead, TokenScope::AuditRead];
+            tt.spec.grace_period = Some("10m".into());
+        },
+        Timestamp::now(),
+    )
+    .await;
+    let calls: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(calls[1], "PATCH /api/v1/namespaces/apps/secrets/ci");
+    let new_id = seen[2].body["status"]["tokenId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        seen[1].body["metadata"]["labels"]["tooken.io/token-id"],
+        new_id.as_str()
+    );
+    let pending = &seen[2].body["status"]["pendingRevocations"];
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    assert_ne!(pending[0]["tokenId"], new_id.as_str());
+    assert_eq!(
+        seen[2].body["status"]["issuedScopes"],
+        json!(["tokens:read", "audit:read"])
+    );
+    assert_eq!(seen[3].body["reason"], "Reissued");
+    assert_eq!(
+        api.active().len(),
+        2,
+        "the old token works until its grace period ends"
+    );
+}
