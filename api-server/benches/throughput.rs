@@ -197,6 +197,7 @@ fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
                     slug: None,
                     owner_email: None,
                     key_name: "bench".into(),
+                    api_key: None,
                 },
             )
             .await

@@ -17,6 +17,8 @@ pub struct BootstrapRequest {
     pub slug: Option<String>,
     pub owner_email: Option<String>,
     pub key_name: String,
+    /// Use this key instead of generating one (for installers that must know it in advance).
+    pub api_key: Option<Secret>,
 }
 
 pub struct Bootstrapped {
@@ -118,7 +120,7 @@ pub async fn bootstrap(
         }
         None => None,
     };
-    let secret = Secret::generate();
+    let secret = request.api_key.clone().unwrap_or_else(Secret::generate);
     let key = ApiKeyRow {
         id: new_id(),
         workspace_id: workspace.id.clone(),
@@ -152,5 +154,49 @@ mod tests {
         assert!(!is_valid_slug("-x"));
         assert!(!is_valid_slug("My"));
         assert!(!is_valid_slug(""));
+    }
+}
+
+/// At start-up, makes sure `key` works as a team key of the workspace `name`: creates the
+/// workspace (and key) on the first start, and does nothing once the key exists. Used by the
+/// Helm chart, whose install job generates the key into a Secret the server mounts.
+pub async fn ensure_api_key(store: &Store, workspace_name: &str, key: Secret) -> Result<bool, BootstrapError> {
+    let hash = hash_secret(&key);
+    if store.find_credential(&hash).await?.is_some() {
+        return Ok(false);
+    }
+    let request = BootstrapRequest {
+        workspace_name: workspace_name.to_owned(),
+        slug: None,
+        owner_email: None,
+        key_name: "installer".into(),
+        api_key: Some(key),
+    };
+    match bootstrap(store, &request).await {
+        Ok(_) => Ok(true),
+        // The workspace exists but not this key (e.g. the Secret was recreated): add the key.
+        Err(BootstrapError::SlugTaken(slug)) => {
+            let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+            let workspace = crate::store::workspaces::by_slug(&mut conn, &slug)
+                .await?
+                .ok_or(BootstrapError::SlugTaken(slug))?;
+            drop(conn);
+            let key = request.api_key.expect("set above");
+            let row = ApiKeyRow {
+                id: new_id(),
+                workspace_id: workspace.id,
+                name: request.key_name,
+                kind: ApiKeyKind::Team,
+                member_id: None,
+                prefix: key.display_prefix().to_owned(),
+                created_at: now(),
+                last_used_at: None,
+            };
+            let mut tx = store.begin_write().await?;
+            api_keys::insert(&mut tx, &row, &hash).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(err) => Err(err),
     }
 }

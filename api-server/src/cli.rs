@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TOOKEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A file holding a team API key to make work at start-up (the Helm chart mounts one).
+    #[arg(long, env = "TOOKEN_BOOTSTRAP_API_KEY_FILE")]
+    pub bootstrap_api_key_file: Option<std::path::PathBuf>,
+    /// The workspace that key belongs to, created on first start.
+    #[arg(long, env = "TOOKEN_BOOTSTRAP_WORKSPACE", default_value = "default")]
+    pub bootstrap_workspace: String,
 }
 
 #[derive(Debug, Clone, Args)]

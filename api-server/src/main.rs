@@ -2,7 +2,8 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::time::Duration;
 use tooken_api_server::app::{Application, Settings};
-use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key};
+use tooken_contract::Secret;
 use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
 use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::Store;
@@ -31,6 +32,7 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
+    let bootstrap_file = args.bootstrap_api_key_file.clone();
     let settings = Settings {
         db_max_connections: args.database.db_max_connections,
         max_body_bytes: args.max_body_bytes,
@@ -47,6 +49,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Settings::new(args.listen, args.database.database_url)
     };
     let app = Application::build(&settings).await?;
+    if let Some(path) = &bootstrap_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| anyhow::anyhow!("cannot read TOOKEN_BOOTSTRAP_API_KEY_FILE {}: {err}", path.display()))?;
+        let key = Secret::parse(text.trim())
+            .map_err(|err| anyhow::anyhow!("TOOKEN_BOOTSTRAP_API_KEY_FILE does not hold an API key: {err}"))?;
+        if ensure_api_key(&app.state().store, &args.bootstrap_workspace, key).await? {
+            tracing::info!(workspace = %args.bootstrap_workspace, "installed the bootstrap API key");
+        }
+    }
     app.run_until_stopped(shutdown_signal()).await;
     Ok(())
 }
@@ -58,6 +69,7 @@ async fn run_bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
         slug: args.slug,
         owner_email: args.owner_email,
         key_name: args.key_name,
+        api_key: None,
     };
     let done = bootstrap(&store, &request).await?;
     store.close().await;

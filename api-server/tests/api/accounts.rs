@@ -434,6 +434,7 @@ async fn the_bootstrap_owner_is_claimed_by_signing_up(app: TestApp) {
             slug: None,
             owner_email: Some("gina@example.com".into()),
             key_name: "bootstrap".into(),
+            api_key: None,
         },
     )
     .await

@@ -174,6 +174,7 @@ pub fn request(workspace: &str) -> BootstrapRequest {
         slug: None,
         owner_email: None,
         key_name: "bootstrap".into(),
+        api_key: None,
     }
 }
 
