@@ -9,7 +9,10 @@ use std::net::SocketAddr;
     version,
     about = "Turns TookenToken resources into tokens kept in Secrets"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub setup: Option<Setup>,
     /// Watch only this namespace (all namespaces when absent).
     #[arg(long, env = "TOOKEN_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
@@ -38,6 +41,36 @@ pub struct Cli {
     pub identity: Option<String>,
     #[arg(long, env = "TOOKEN_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+}
+
+/// Installer steps for the Helm chart's hook Jobs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Setup {
+    /// Create the Secret holding the API URL and a new API key, unless it exists.
+    SetupCredentials {
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        #[arg(long)]
+        secret: String,
+        /// The URL the operator and installer reach the API at.
+        #[arg(long)]
+        api_url: String,
+    },
+    /// Register a webhook endpoint and store its signing secret, unless that Secret exists.
+    RegisterWebhook {
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        /// The Secret made by setup-credentials.
+        #[arg(long)]
+        credentials_secret: String,
+        /// The Secret to store the signing secret in (key `secret`).
+        #[arg(long)]
+        webhook_secret: String,
+        #[arg(long)]
+        webhook_url: String,
+        #[arg(long, value_delimiter = ',', default_value = "token.rotated")]
+        events: Vec<String>,
+    },
 }
 
 impl Cli {

@@ -451,3 +451,43 @@ async fn new_scopes_switch_the_secret_to_a_new_token_and_schedule_the_old_ones_r
         "the old token works until its grace period ends"
     );
 }
+
+#[tokio::test]
+async fn setup_credentials_creates_a_valid_key_once() {
+    let (client, seen) = api_server(echo);
+    crate::setup::credentials(
+        client,
+        "tooken",
+        "tooken-credentials",
+        "http://tooken-api:8080",
+    )
+    .await
+    .unwrap();
+    let first = seen.lock().unwrap()[0].clone();
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.path, "/api/v1/namespaces/tooken/secrets");
+    use base64::Engine;
+    let decode = |field: &str| {
+        let encoded = first.body["data"][field].as_str().unwrap();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(decode("url"), "http://tooken-api:8080");
+    tooken_contract::Secret::parse(&decode("apiKey")).expect("a well-formed API key");
+
+    // An existing Secret (409) is kept, not replaced.
+    let (client, seen) = api_server(|_| {
+        (
+            StatusCode::CONFLICT,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "exists"}),
+        )
+    });
+    crate::setup::credentials(client, "tooken", "tooken-credentials", "http://x")
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1, "no second write");
+}

@@ -3,10 +3,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tooken_operator::cli::Cli;
+use tooken_operator::cli::{Cli, Setup};
 use tooken_operator::controller::{self, Settings};
 use tooken_operator::leader::Elector;
 use tooken_operator::metrics::Metrics;
+use tooken_operator::setup;
 use warp::Filter;
 
 #[tokio::main]
@@ -41,6 +42,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.map_err(|err| {
         anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {err}")
     })?;
+    match cli.setup {
+        Some(Setup::SetupCredentials {
+            namespace,
+            secret,
+            api_url,
+        }) => {
+            return setup::credentials(client, &namespace, &secret, &api_url).await;
+        }
+        Some(Setup::RegisterWebhook {
+            namespace,
+            credentials_secret,
+            webhook_secret,
+            webhook_url,
+            events,
+        }) => {
+            return setup::webhook(
+                client,
+                &namespace,
+                &credentials_secret,
+                &webhook_secret,
+                &webhook_url,
+                events,
+            )
+            .await;
+        }
+        None => {}
+    }
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(serve_health(cli.listen, metrics.clone(), ready.clone()));
