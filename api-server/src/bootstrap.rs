@@ -141,26 +141,14 @@ pub async fn bootstrap(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs() {
-        assert_eq!(slugify("Production"), "production");
-        assert_eq!(slugify("  My Team!  "), "my-team");
-        assert_eq!(slugify("a--b__c"), "a-b-c");
-        assert!(is_valid_slug("my-team"));
-        assert!(!is_valid_slug("-x"));
-        assert!(!is_valid_slug("My"));
-        assert!(!is_valid_slug(""));
-    }
-}
-
 /// At start-up, makes sure `key` works as a team key of the workspace `name`: creates the
 /// workspace (and key) on the first start, and does nothing once the key exists. Used by the
 /// Helm chart, whose install job generates the key into a Secret the server mounts.
-pub async fn ensure_api_key(store: &Store, workspace_name: &str, key: Secret) -> Result<bool, BootstrapError> {
+pub async fn ensure_api_key(
+    store: &Store,
+    workspace_name: &str,
+    key: Secret,
+) -> Result<bool, BootstrapError> {
     let hash = hash_secret(&key);
     if store.find_credential(&hash).await?.is_some() {
         return Ok(false);
@@ -198,5 +186,21 @@ pub async fn ensure_api_key(store: &Store, workspace_name: &str, key: Secret) ->
             Ok(true)
         }
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Production"), "production");
+        assert_eq!(slugify("  My Team!  "), "my-team");
+        assert_eq!(slugify("a--b__c"), "a-b-c");
+        assert!(is_valid_slug("my-team"));
+        assert!(!is_valid_slug("-x"));
+        assert!(!is_valid_slug("My"));
+        assert!(!is_valid_slug(""));
     }
 }

@@ -3,11 +3,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key};
-use tooken_contract::Secret;
 use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
 use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::Store;
 use tooken_api_server::{install_crypto_provider, telemetry};
+use tooken_contract::Secret;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -50,10 +50,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let app = Application::build(&settings).await?;
     if let Some(path) = &bootstrap_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| anyhow::anyhow!("cannot read TOOKEN_BOOTSTRAP_API_KEY_FILE {}: {err}", path.display()))?;
-        let key = Secret::parse(text.trim())
-            .map_err(|err| anyhow::anyhow!("TOOKEN_BOOTSTRAP_API_KEY_FILE does not hold an API key: {err}"))?;
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot read TOOKEN_BOOTSTRAP_API_KEY_FILE {}: {err}",
+                path.display()
+            )
+        })?;
+        let key = Secret::parse(text.trim()).map_err(|err| {
+            anyhow::anyhow!("TOOKEN_BOOTSTRAP_API_KEY_FILE does not hold an API key: {err}")
+        })?;
         if ensure_api_key(&app.state().store, &args.bootstrap_workspace, key).await? {
             tracing::info!(workspace = %args.bootstrap_workspace, "installed the bootstrap API key");
         }

@@ -110,8 +110,14 @@ pub async fn lock(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> 
     Ok(())
 }
 
-pub async fn by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Option<Workspace>, StoreError> {
+pub async fn by_slug(
+    conn: &mut AnyConnection,
+    slug: &str,
+) -> Result<Option<Workspace>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM workspaces WHERE slug = $1");
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(slug).fetch_optional(conn).await?;
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(slug)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.as_ref().map(from_row).transpose()?)
 }

@@ -223,7 +223,12 @@ async fn a_bootstrap_key_file_is_installed_once() {
     let file = std::env::temp_dir().join(format!("tooken-key-{}", uuid::Uuid::now_v7()));
     std::fs::write(&file, format!("{}\n", key.expose())).unwrap();
     let file = file.display().to_string();
-    let args = ["--bootstrap-api-key-file", file.as_str(), "--bootstrap-workspace", "helm"];
+    let args = [
+        "--bootstrap-api-key-file",
+        file.as_str(),
+        "--bootstrap-workspace",
+        "helm",
+    ];
     let http = reqwest::Client::new();
     for _ in 0..2 {
         let (mut server, base_url) = start_with(&database_url, &args);
