@@ -1,0 +1,112 @@
+"""Renders charts/tooken with several value sets, lints it strictly, validates every rendered
+manifest against a current Kubernetes schema, checks that bad values are refused, that no
+secret is ever rendered, and that the CRD copies are identical. Exits non-zero on any failure."""
+
+import filecmp
+import sys
+
+import yaml
+import kubernetes_validate
+from helm_python.chart import Chart, lint
+
+CHART = "charts/tooken"
+KUBERNETES = "1.33.0"
+VALUE_SETS = {
+    "defaults": {},
+    "postgres with 3 replicas": {
+        "apiServer": {"replicas": 3, "database": {"type": "postgres", "postgres": {"existingSecret": "tooken-db"}}},
+        "operator": {"replicas": 2},
+        "podDisruptionBudget": {"enabled": True},
+    },
+    "namespace-scoped, with monitoring": {
+        "operator": {"watchNamespace": "apps"},
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "sidecar": {"replicas": 2},
+    },
+}
+REFUSED = {
+    "several replicas on SQLite": ({"apiServer": {"replicas": 2}}, "requires apiServer.database.type=postgres"),
+    "postgres without a Secret": ({"apiServer": {"database": {"type": "postgres"}}}, "existingSecret"),
+    "an unknown sign-up policy": ({"apiServer": {"signup": "maybe"}}, "signup"),
+    "a misspelt value": ({"operator": {"replicaz": 2}}, "replicaz"),
+}
+# Kinds from CRDs the Kubernetes schemas do not know; checked for shape instead.
+EXTERNAL_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+failures = []
+
+
+def fail(message):
+    failures.append(message)
+    print(f"FAIL {message}")
+
+
+def documents(manifests):
+    for path, text in manifests.items():
+        if not path.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                yield path, doc
+
+
+def check_lint(name, values):
+    report = lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + [{"error": e} for e in report["errors"]]
+    for problem in problems:
+        fail(f"lint ({name}): {problem}")
+
+
+def check_render(name, values):
+    with Chart.load(CHART) as chart:
+        manifests = chart.render(values=values, name="tooken", namespace="tooken", is_install=True)
+        crds = chart.crds
+    count = 0
+    for path, doc in documents(manifests):
+        kind = (doc.get("apiVersion"), doc.get("kind"))
+        text = yaml.safe_dump(doc)
+        if "tok_live_" in text or "whsec_" in text:
+            fail(f"{name}: {path} renders a secret")
+        if kind in EXTERNAL_KINDS:
+            if not doc.get("spec", {}).get("endpoints"):
+                fail(f"{name}: {path} {kind} has no endpoints")
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+            count += 1
+        except Exception as error:  # noqa: BLE001 - report every kind of validation failure
+            fail(f"{name}: {path} {kind[1]}/{doc.get('metadata', {}).get('name')}: {error}")
+    for crd in crds:
+        for doc in yaml.safe_load_all(crd.get("data", "")):
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+            count += 1
+    print(f"ok   {name}: {count} manifests valid against Kubernetes {KUBERNETES}")
+
+
+def check_refused(name, values, needle):
+    try:
+        with Chart.load(CHART) as chart:
+            chart.validate_schema(values)
+            chart.render(values=values, name="tooken", namespace="tooken", is_install=True)
+    except Exception as error:  # noqa: BLE001 - any refusal counts, if it says why
+        if needle not in str(error):
+            fail(f"{name}: refused, but the message does not mention {needle!r}: {error}")
+        else:
+            print(f"ok   refused {name}")
+        return
+    fail(f"{name}: accepted, but it must be refused")
+
+
+for name, values in VALUE_SETS.items():
+    check_lint(name, values)
+    check_render(name, values)
+for name, (values, needle) in REFUSED.items():
+    check_refused(name, values, needle)
+comparison = filecmp.dircmp("crds", f"{CHART}/crds")
+if comparison.left_only or comparison.right_only or comparison.diff_files:
+    fail("crds/ and charts/tooken/crds/ differ: copy crds/* into the chart")
+else:
+    print("ok   crds/ and charts/tooken/crds/ are identical")
+
+print(f"{len(failures)} failed" if failures else "chart checks passed")
+sys.exit(1 if failures else 0)
