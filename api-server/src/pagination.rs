@@ -35,6 +35,11 @@ impl Cursor {
     }
 }
 
+/// The limit and cursor of a list request, checked.
+pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<Cursor>), ApiError> {
+    Ok((page_limit(limit)?, cursor.map(Cursor::decode).transpose()?))
+}
+
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),

@@ -34,9 +34,16 @@ pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test> -> target/debug/<name>
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 
@@ -53,11 +60,18 @@ impl Drop for Running {
 /// Starts `binary` with `args` and `envs`, its output inherited for debugging.
 pub fn spawn(binary: &str, args: &[&str], envs: &[(&str, String)]) -> Running {
     let mut command = Command::new(self::binary(binary));
-    command.args(args).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    command
+        .args(args)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
     for (key, value) in envs {
         command.env(key, value);
     }
-    Running(command.spawn().unwrap_or_else(|err| panic!("start {binary}: {err}")))
+    Running(
+        command
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {binary}: {err}")),
+    )
 }
 
 /// A unique, DNS-safe name for a test's namespace.
@@ -80,14 +94,21 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs `tooken-server` on a fresh SQLite file and bootstraps a workspace; returns the running
@@ -101,19 +122,36 @@ pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String,
         .env("DATABASE_URL", &database)
         .output()
         .expect("bootstrap runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let api_key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let port = free_port();
-    let mut envs = vec![("DATABASE_URL", database), ("TOOKEN_LISTEN", format!("127.0.0.1:{port}"))];
+    let mut envs = vec![
+        ("DATABASE_URL", database),
+        ("TOOKEN_LISTEN", format!("127.0.0.1:{port}")),
+    ];
     envs.extend(extra_env.iter().cloned());
     let server = spawn("tooken-server", &[], &envs);
     let base_url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    eventually("tooken-server to be ready", std::time::Duration::from_secs(20), || {
-        let http = http.clone();
-        let url = format!("{base_url}/readyz");
-        async move { http.get(url).send().await.ok().filter(|r| r.status().is_success()) }
-    })
+    eventually(
+        "tooken-server to be ready",
+        std::time::Duration::from_secs(20),
+        || {
+            let http = http.clone();
+            let url = format!("{base_url}/readyz");
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
+        },
+    )
     .await;
     (server, base_url, api_key)
 }
@@ -121,24 +159,32 @@ pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String,
 /// Applies the committed CRD and waits until the API server serves it.
 pub async fn install_crd(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{Patch, PatchParams};
     use kube::CustomResourceExt;
+    use kube::api::{Patch, PatchParams};
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     let crd = tooken_operator::crd::TookenToken::crd();
-    crds.patch("tookentokens.tooken.io", &PatchParams::apply("tooken-e2e").force(), &Patch::Apply(&crd))
-        .await
-        .expect("apply the CRD");
-    eventually("the CRD to be established", std::time::Duration::from_secs(30), || {
-        let crds = crds.clone();
-        async move {
-            let crd = crds.get("tookentokens.tooken.io").await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        }
-    })
+    crds.patch(
+        "tookentokens.tooken.io",
+        &PatchParams::apply("tooken-e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    eventually(
+        "the CRD to be established",
+        std::time::Duration::from_secs(30),
+        || {
+            let crds = crds.clone();
+            async move {
+                let crd = crds.get("tookentokens.tooken.io").await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -147,9 +193,16 @@ pub async fn temp_namespace(client: &kube::Client, prefix: &str) -> TempNamespac
     use k8s_openapi::api::core::v1::Namespace;
     let name = unique_namespace(prefix);
     let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
-    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    namespaces.create(&Default::default(), &namespace).await.expect("create a test namespace");
-    TempNamespace { name, api: namespaces }
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&Default::default(), &namespace)
+        .await
+        .expect("create a test namespace");
+    TempNamespace {
+        name,
+        api: namespaces,
+    }
 }
 
 pub struct TempNamespace {
@@ -163,7 +216,10 @@ impl Drop for TempNamespace {
         let name = self.name.clone();
         // Best effort, without blocking the test's runtime.
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let _ = runtime.block_on(api.delete(&name, &Default::default()));
         })
         .join()

@@ -7,7 +7,9 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tooken_e2e::{client, eventually, install_crd, kubeconfig, spawn, start_api_server, temp_namespace};
+use tooken_e2e::{
+    client, eventually, install_crd, kubeconfig, spawn, start_api_server, temp_namespace,
+};
 use tooken_operator::crd::TookenToken;
 
 async fn verify(base_url: &str, api_key: &str, token: &str) -> Value {
@@ -29,12 +31,20 @@ fn token_of(secret: &Secret) -> Option<String> {
 }
 
 fn rotation_of(secret: &Secret) -> Option<i64> {
-    secret.metadata.annotations.as_ref()?.get("tooken.io/rotation")?.parse().ok()
+    secret
+        .metadata
+        .annotations
+        .as_ref()?
+        .get("tooken.io/rotation")?
+        .parse()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tookentoken_lifecycle_issue_rotate_revoke() {
-    let Some(kubeconfig) = kubeconfig("tookentoken_lifecycle_issue_rotate_revoke") else { return };
+    let Some(kubeconfig) = kubeconfig("tookentoken_lifecycle_issue_rotate_revoke") else {
+        return;
+    };
     let client = client(&kubeconfig).await.expect("connect to the cluster");
     install_crd(&client).await;
     let namespace = temp_namespace(&client, "tooken-op").await;
@@ -42,7 +52,14 @@ async fn tookentoken_lifecycle_issue_rotate_revoke() {
     let (_server, base_url, api_key) = start_api_server(&[]).await;
     let _operator = spawn(
         "tooken-operator",
-        &["--namespace", &ns, "--lease-namespace", &ns, "--listen", "127.0.0.1:0"],
+        &[
+            "--namespace",
+            &ns,
+            "--lease-namespace",
+            &ns,
+            "--listen",
+            "127.0.0.1:0",
+        ],
         &[
             ("KUBECONFIG", kubeconfig.display().to_string()),
             ("TOOKEN_API_URL", base_url.clone()),
@@ -60,26 +77,42 @@ async fn tookentoken_lifecycle_issue_rotate_revoke() {
         "spec": {"scopes": ["tokens:read"], "expiry": {"after": "24h"}}
     }))
     .unwrap();
-    tokens.create(&PostParams::default(), &manifest).await.expect("create the TookenToken");
+    tokens
+        .create(&PostParams::default(), &manifest)
+        .await
+        .expect("create the TookenToken");
 
     // 1. Ready, and the Secret's token verifies as the token the status names.
-    let token_id = eventually("the TookenToken to be Ready", Duration::from_secs(60), || {
-        let tokens = tokens.clone();
-        async move {
-            let tt = tokens.get("backend").await.ok()?;
-            let status = tt.status?;
-            let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(status.token_id?)
-        }
-    })
+    let token_id = eventually(
+        "the TookenToken to be Ready",
+        Duration::from_secs(60),
+        || {
+            let tokens = tokens.clone();
+            async move {
+                let tt = tokens.get("backend").await.ok()?;
+                let status = tt.status?;
+                let ready = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(status.token_id?)
+            }
+        },
+    )
     .await;
     let secret = secrets.get("backend").await.expect("the Secret exists");
     let first = token_of(&secret).expect("the Secret holds the token");
     let verdict = verify(&base_url, &api_key, &first).await;
     assert_eq!(verdict["valid"], true, "{verdict}");
     assert_eq!(verdict["token_id"], token_id.as_str());
-    assert_eq!(secret.metadata.owner_references.unwrap()[0].kind, "TookenToken");
-    assert_eq!(secret.metadata.labels.unwrap()["app.kubernetes.io/managed-by"], "tooken-operator");
+    assert_eq!(
+        secret.metadata.owner_references.unwrap()[0].kind,
+        "TookenToken"
+    );
+    assert_eq!(
+        secret.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "tooken-operator"
+    );
 
     // 2. A rotation schedule rotates: the Secret changes and the old secret stops working.
     tokens
@@ -90,46 +123,99 @@ async fn tookentoken_lifecycle_issue_rotate_revoke() {
         )
         .await
         .unwrap();
-    let rotated = eventually("the Secret to hold a new rotation", Duration::from_secs(90), || {
-        let secrets = secrets.clone();
-        async move {
-            let secret = secrets.get("backend").await.ok()?;
-            (rotation_of(&secret)? >= 1).then(|| token_of(&secret)).flatten()
-        }
-    })
+    let rotated = eventually(
+        "the Secret to hold a new rotation",
+        Duration::from_secs(90),
+        || {
+            let secrets = secrets.clone();
+            async move {
+                let secret = secrets.get("backend").await.ok()?;
+                (rotation_of(&secret)? >= 1)
+                    .then(|| token_of(&secret))
+                    .flatten()
+            }
+        },
+    )
     .await;
     assert_ne!(rotated, first);
     assert_eq!(verify(&base_url, &api_key, &rotated).await["valid"], true);
-    assert_eq!(verify(&base_url, &api_key, &first).await["reason"], "rotated");
+    assert_eq!(
+        verify(&base_url, &api_key, &first).await["reason"],
+        "rotated"
+    );
 
     // 3. A deleted Secret is repaired at once (the operator watches its Secrets).
-    secrets.delete("backend", &DeleteParams::default()).await.unwrap();
-    let repaired = eventually("the Secret to be rewritten", Duration::from_secs(30), || {
-        let secrets = secrets.clone();
-        async move { secrets.get("backend").await.ok().and_then(|s| token_of(&s)) }
-    })
+    secrets
+        .delete("backend", &DeleteParams::default())
+        .await
+        .unwrap();
+    let repaired = eventually(
+        "the Secret to be rewritten",
+        Duration::from_secs(30),
+        || {
+            let secrets = secrets.clone();
+            async move { secrets.get("backend").await.ok().and_then(|s| token_of(&s)) }
+        },
+    )
     .await;
     assert_eq!(verify(&base_url, &api_key, &repaired).await["valid"], true);
 
     // 4. Deleting the resource revokes the token and the Secret goes with it.
-    tokens.delete("backend", &DeleteParams::default()).await.unwrap();
-    eventually("the TookenToken to be gone", Duration::from_secs(60), || {
-        let tokens = tokens.clone();
-        async move { tokens.get_opt("backend").await.ok().filter(|t| t.is_none()).map(|_| ()) }
-    })
+    tokens
+        .delete("backend", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the TookenToken to be gone",
+        Duration::from_secs(60),
+        || {
+            let tokens = tokens.clone();
+            async move {
+                tokens
+                    .get_opt("backend")
+                    .await
+                    .ok()
+                    .filter(|t| t.is_none())
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
-    let current = secrets.get_opt("backend").await.ok().flatten().and_then(|s| token_of(&s)).unwrap_or(repaired);
-    assert_eq!(verify(&base_url, &api_key, &current).await["reason"], "revoked");
-    eventually("the Secret to be garbage-collected", Duration::from_secs(60), || {
-        let secrets = secrets.clone();
-        async move { secrets.get_opt("backend").await.ok().filter(|s| s.is_none()).map(|_| ()) }
-    })
+    let current = secrets
+        .get_opt("backend")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| token_of(&s))
+        .unwrap_or(repaired);
+    assert_eq!(
+        verify(&base_url, &api_key, &current).await["reason"],
+        "revoked"
+    );
+    eventually(
+        "the Secret to be garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let secrets = secrets.clone();
+            async move {
+                secrets
+                    .get_opt("backend")
+                    .await
+                    .ok()
+                    .filter(|s| s.is_none())
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_rejects_unknown_scopes_and_bad_durations() {
-    let Some(kubeconfig) = kubeconfig("the_api_server_rejects_unknown_scopes_and_bad_durations") else { return };
+    let Some(kubeconfig) = kubeconfig("the_api_server_rejects_unknown_scopes_and_bad_durations")
+    else {
+        return;
+    };
     let client = client(&kubeconfig).await.expect("connect to the cluster");
     install_crd(&client).await;
     let namespace = temp_namespace(&client, "tooken-schema").await;
@@ -142,7 +228,10 @@ async fn the_api_server_rejects_unknown_scopes_and_bad_durations() {
     ] {
         let object = json!({"apiVersion": "tooken.io/v1alpha1", "kind": "TookenToken", "metadata": {"name": "bad"}, "spec": spec});
         let result = tokens
-            .create(&PostParams::default(), &serde_json::from_value(object.clone()).unwrap())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(object.clone()).unwrap(),
+            )
             .await;
         match result {
             Err(kube::Error::Api(status)) => assert_eq!(status.code, 422, "{spec}: {status:?}"),

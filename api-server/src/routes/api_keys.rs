@@ -1,15 +1,12 @@
 //! `/v1/api-keys`: create, list, get, regenerate and delete.
 
 use super::idempotency::{self, Idempotency};
-use super::{
-    authenticated, json_response, parse_json, parse_query, raw_body, raw_query, respond, v1,
-    with_state,
-};
+use super::{caller, json_response, parse_json, parse_query, raw_body, raw_query, respond, v1};
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, PrincipalKind, hash_secret};
 use crate::error::ApiError;
-use crate::pagination::{Cursor, page_limit};
+use crate::pagination::{Cursor, page};
 use crate::store::api_keys::{self as key_store, ApiKeyRow};
 use crate::store::{StoreError, members, new_id, now};
 use crate::validate;
@@ -32,8 +29,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let create = v1()
         .and(warp::path!("api-keys"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
         .and(raw_body(limit))
@@ -43,8 +39,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = v1()
         .and(warp::path!("api-keys"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(list_api_keys)
         .map(respond)
@@ -52,16 +47,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get = v1()
         .and(warp::path!("api-keys" / String))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(get_api_key)
         .map(respond)
         .boxed();
     let regenerate = v1()
         .and(warp::path!("api-keys" / String / "regenerate"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
         .and(raw_body(limit))
@@ -71,8 +64,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let delete = v1()
         .and(warp::path!("api-keys" / String))
         .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and(authenticated(state))
+        .and(caller(state.clone()))
         .then(delete_api_key)
         .map(respond)
         .boxed();
@@ -227,8 +219,7 @@ pub async fn list_api_keys(
 ) -> Result<Response, ApiError> {
     principal.require_api_key()?;
     let params: PageParams = parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let only_member = if sees_all_keys(&principal) {
         None
     } else {

@@ -1,11 +1,11 @@
 //! `GET /v1/audit-logs` (filters, cursor) and `GET /v1/audit-logs/export` (CSV for a range).
 
-use super::{authenticated, json_response, parse_query, raw_query, respond, v1, with_state};
+use super::{caller, json_response, parse_query, raw_query, respond, v1};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::csv;
 use crate::error::ApiError;
-use crate::pagination::{Cursor, page_limit};
+use crate::pagination::{Cursor, page};
 use crate::store::audit::{self, Filter as AuditFilter};
 use crate::store::{Store, StoreError, workspaces};
 use bytes::Bytes;
@@ -30,8 +30,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = v1()
         .and(warp::path!("audit-logs"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(list_audit_logs)
         .map(respond)
@@ -39,8 +38,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let export = v1()
         .and(warp::path!("audit-logs" / "export"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(export_audit_logs)
         .map(respond)
@@ -66,8 +64,7 @@ pub async fn list_audit_logs(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::AuditRead)?;
     let params: ListAuditParams = parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let filter = AuditFilter {
         kind: params.kind.as_deref(),
         actor: params.actor.as_deref(),

@@ -1,14 +1,11 @@
 //! `/v1/members`: invite by email with a role, list, change role, remove.
 
-use super::{
-    authenticated, json_response, parse_json, parse_query, raw_body, raw_query, respond, v1,
-    with_state,
-};
+use super::{caller, json_response, parse_json, parse_query, raw_body, raw_query, respond, v1};
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::pagination::{Cursor, page_limit};
+use crate::pagination::{Cursor, page};
 use crate::store::members::{self, Member};
 use crate::store::{StoreError, WriteTx, new_id, now, workspaces};
 use crate::validate;
@@ -29,8 +26,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = v1()
         .and(warp::path!("members"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(list_members)
         .map(respond)
@@ -38,8 +34,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let invite = v1()
         .and(warp::path!("members"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(invite_member)
         .map(respond)
@@ -47,8 +42,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let update = v1()
         .and(warp::path!("members" / String))
         .and(warp::patch())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(update_member)
         .map(respond)
@@ -56,8 +50,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let remove = v1()
         .and(warp::path!("members" / String))
         .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and(authenticated(state))
+        .and(caller(state.clone()))
         .then(remove_member)
         .map(respond)
         .boxed();
@@ -83,8 +76,7 @@ pub async fn list_members(
 ) -> Result<Response, ApiError> {
     principal.require_api_key()?;
     let params: PageParams = parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = state
         .store
         .pool()

@@ -80,6 +80,11 @@ pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
         .boxed()
 }
 
+/// The state and the authenticated caller: what nearly every `/v1` handler takes first.
+pub fn caller(state: AppState) -> BoxedFilter<(AppState, Principal)> {
+    with_state(state.clone()).and(authenticated(state)).boxed()
+}
+
 /// A signed-in person (session credentials only), for routes outside any one workspace.
 pub fn signed_in(state: AppState) -> BoxedFilter<(auth::UserSession,)> {
     warp::header::optional::<String>("authorization")

@@ -1,16 +1,13 @@
 //! `/v1/tokens`: create, list, get, rotate, revoke and verify.
 
 use super::idempotency::{self, Idempotency};
-use super::{
-    authenticated, json_response, parse_json, parse_json_or_default, raw_body, respond, v1,
-    with_state,
-};
+use super::{caller, json_response, parse_json, parse_json_or_default, raw_body, respond, v1};
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
 use crate::error::ApiError;
 use crate::metrics::VerifyLabels;
-use crate::pagination::{Cursor, page_limit};
+use crate::pagination::{Cursor, page};
 use crate::store::credentials::Credential;
 use crate::store::tokens::{self as token_store, Rotation, TokenRow};
 use crate::store::{StoreError, new_id, now, workspaces};
@@ -37,8 +34,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let create = v1()
         .and(warp::path!("tokens"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
         .and(raw_body(limit))
@@ -48,8 +44,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = v1()
         .and(warp::path!("tokens"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(super::raw_query())
         .then(list_tokens)
         .map(respond)
@@ -57,8 +52,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let verify = v1()
         .and(warp::path!("tokens" / "verify"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(verify_token)
         .map(respond)
@@ -66,16 +60,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get = v1()
         .and(warp::path!("tokens" / String))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(get_token)
         .map(respond)
         .boxed();
     let rotate = v1()
         .and(warp::path!("tokens" / String / "rotate"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
         .and(raw_body(limit))
@@ -85,8 +77,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let revoke = v1()
         .and(warp::path!("tokens" / String / "revoke"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state))
+        .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
         .and(raw_body(limit))
@@ -235,8 +226,7 @@ pub async fn list_tokens(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::TokensRead)?;
     let params: ListTokensParams = super::parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let now = now();
     let mut conn = state
         .store

@@ -2,14 +2,14 @@
 //! delivery log, and redelivery.
 
 use super::{
-    authenticated, json_response, parse_json, parse_json_or_default, parse_query, raw_body,
-    raw_query, respond, v1, with_state,
+    caller, json_response, parse_json, parse_json_or_default, parse_query, raw_body, raw_query,
+    respond, v1,
 };
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::pagination::{Cursor, page_limit};
+use crate::pagination::{Cursor, page};
 use crate::store::webhooks::{self as store, Endpoint};
 use crate::store::{StoreError, new_id, now};
 use bytes::Bytes;
@@ -35,8 +35,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let create = v1()
         .and(warp::path!("webhooks"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(create_webhook)
         .map(respond)
@@ -44,8 +43,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = v1()
         .and(warp::path!("webhooks"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(list_webhooks)
         .map(respond)
@@ -53,16 +51,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get = v1()
         .and(warp::path!("webhooks" / String))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(get_webhook)
         .map(respond)
         .boxed();
     let update = v1()
         .and(warp::path!("webhooks" / String))
         .and(warp::patch())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(update_webhook)
         .map(respond)
@@ -70,16 +66,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let delete = v1()
         .and(warp::path!("webhooks" / String))
         .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(delete_webhook)
         .map(respond)
         .boxed();
     let rotate = v1()
         .and(warp::path!("webhooks" / String / "rotate-secret"))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(rotate_webhook_secret)
         .map(respond)
@@ -87,8 +81,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let deliveries = v1()
         .and(warp::path!("webhooks" / String / "deliveries"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .and(raw_query())
         .then(list_deliveries)
         .map(respond)
@@ -98,8 +91,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             "webhooks" / String / "deliveries" / String / "redeliver"
         ))
         .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(redeliver)
         .map(respond)
         .boxed();
@@ -250,8 +242,7 @@ pub async fn list_webhooks(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WebhooksRead)?;
     let params: PageParams = parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = state
         .store
         .pool()
@@ -451,8 +442,7 @@ pub async fn list_deliveries(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::WebhooksRead)?;
     let params: PageParams = parse_query(&query)?;
-    let limit = page_limit(params.limit)?;
-    let after = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     endpoint(&state, &principal, &id).await?;
     let mut conn = state
         .store

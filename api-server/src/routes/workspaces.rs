@@ -1,9 +1,7 @@
 //! `POST /v1/workspaces` (a signed-in person creates one and is its Owner) and
 //! `GET`/`PATCH /v1/workspace` (the settings of the workspace addressed).
 
-use super::{
-    authenticated, json_response, parse_json, raw_body, respond, signed_in, v1, with_state,
-};
+use super::{caller, json_response, parse_json, raw_body, respond, signed_in, v1, with_state};
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, UserSession};
@@ -40,16 +38,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let get = v1()
         .and(warp::path!("workspace"))
         .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(authenticated(state.clone()))
+        .and(caller(state.clone()))
         .then(get_workspace)
         .map(respond)
         .boxed();
     let update = v1()
         .and(warp::path!("workspace"))
         .and(warp::patch())
-        .and(with_state(state.clone()))
-        .and(authenticated(state))
+        .and(caller(state.clone()))
         .and(raw_body(limit))
         .then(update_workspace)
         .map(respond)

@@ -22,8 +22,13 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
 
 #[tokio::main]
 async fn main() {
-    let Some(kubeconfig) = kubeconfig("operator-scale") else { return };
-    let n: usize = std::env::var("TOOKEN_SCALE_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let Some(kubeconfig) = kubeconfig("operator-scale") else {
+        return;
+    };
+    let n: usize = std::env::var("TOOKEN_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let client = client(&kubeconfig).await.expect("connect to the cluster");
     install_crd(&client).await;
     let namespace = temp_namespace(&client, "tooken-scale").await;
@@ -31,7 +36,16 @@ async fn main() {
     let (_server, base_url, api_key) = start_api_server(&[]).await;
     let operator = spawn(
         "tooken-operator",
-        &["--namespace", &ns, "--lease-namespace", &ns, "--listen", "127.0.0.1:0", "--concurrency", "32"],
+        &[
+            "--namespace",
+            &ns,
+            "--lease-namespace",
+            &ns,
+            "--listen",
+            "127.0.0.1:0",
+            "--concurrency",
+            "32",
+        ],
         &[
             ("KUBECONFIG", kubeconfig.display().to_string()),
             ("TOOKEN_API_URL", base_url),
@@ -51,7 +65,10 @@ async fn main() {
                     "spec": {"scopes": ["tokens:read"]}
                 }))
                 .unwrap();
-                tokens.create(&PostParams::default(), &manifest).await.expect("create");
+                tokens
+                    .create(&PostParams::default(), &manifest)
+                    .await
+                    .expect("create");
             }
         })
         .await;
@@ -64,18 +81,25 @@ async fn main() {
             .items
             .iter()
             .filter(|t| {
-                t.status
-                    .as_ref()
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                t.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
             })
             .count();
-        assert!(started.elapsed() < Duration::from_secs(600), "only {ready} of {n} Ready after 10 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {ready} of {n} Ready after 10 minutes"
+        );
     }
     let all_ready = started.elapsed();
     println!(
         "{n} TookenTokens: applied in {:.1} s, all Ready after {:.1} s; operator peak RSS {}",
         applied.as_secs_f64(),
         all_ready.as_secs_f64(),
-        peak_rss_mib(operator.0.id()).map(|m| format!("{m:.1} MiB")).unwrap_or_else(|| "unknown".into())
+        peak_rss_mib(operator.0.id())
+            .map(|m| format!("{m:.1} MiB"))
+            .unwrap_or_else(|| "unknown".into())
     );
 }
