@@ -1,6 +1,7 @@
-"""Renders charts/tooken with several value sets, lints it strictly, validates every rendered
+"""`python3 .ci/check_chart.py` renders charts/tooken with several value sets, lints it strictly, validates every rendered
 manifest against a current Kubernetes schema, checks that bad values are refused, that no
-secret is ever rendered, and that the CRD copies are identical. Exits non-zero on any failure."""
+secret is ever rendered, and that the CRD copies are identical. Exits non-zero on any failure.
+`python3 .ci/check_chart.py --render NAMESPACE` prints the default render instead."""
 
 import filecmp
 import sys
@@ -96,6 +97,13 @@ def check_refused(name, values, needle):
         return
     fail(f"{name}: accepted, but it must be refused")
 
+
+if len(sys.argv) == 3 and sys.argv[1] == "--render":
+    # For the cluster test: the default render (hooks included) as YAML, for one namespace.
+    with Chart.load(CHART) as chart:
+        rendered = chart.render(values={}, name="tooken", namespace=sys.argv[2], is_install=True)
+    print(yaml.safe_dump_all([doc for _, doc in documents(rendered)]))
+    sys.exit(0)
 
 for name, values in VALUE_SETS.items():
     check_lint(name, values)
