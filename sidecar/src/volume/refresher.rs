@@ -164,3 +164,202 @@ impl RotationHandler for Arc<Refresher> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use std::collections::VecDeque;
+    use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use warp::Filter;
+
+    fn secret(token_id: &str, rotation: u64, value: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "web-token", "namespace": "apps",
+                         "annotations": {keys::TOKEN_ID: token_id, keys::ROTATION: rotation.to_string()}},
+            "data": {"token": base64(value)}
+        }))
+        .unwrap()
+    }
+
+    fn base64(value: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(value)
+    }
+
+    /// A Kubernetes API double answering each GET with the next of `secrets`; counts requests.
+    fn api(secrets: Vec<Secret>) -> (Api<Secret>, Arc<AtomicUsize>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let queue = Arc::new(StdMutex::new(VecDeque::from(secrets)));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let count = gets.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                assert_eq!(request.method(), "GET");
+                assert_eq!(
+                    request.uri().path(),
+                    "/api/v1/namespaces/apps/secrets/web-token"
+                );
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut queue = queue.lock().unwrap();
+                let next = if queue.len() > 1 {
+                    queue.pop_front()
+                } else {
+                    queue.front().cloned()
+                };
+                let body = serde_json::to_vec(&next.expect("a canned Secret")).unwrap();
+                send.send_response(Response::builder().body(Body::from(body)).unwrap());
+            }
+        });
+        (
+            Api::namespaced(kube::Client::new(service, "apps"), "apps"),
+            gets,
+        )
+    }
+
+    fn refresher(api: Api<Secret>, dir: &std::path::Path, notifier: Notifier) -> Refresher {
+        Refresher::new(
+            api,
+            "web-token".into(),
+            "token".into(),
+            AtomicWriter::new(dir, "token", 0o440).unwrap(),
+            notifier,
+            Arc::default(),
+            Readiness::default(),
+            Duration::from_secs(3),
+        )
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tooken-refresher-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn new_values_are_written_once_and_empty_ones_never() {
+        let dir = temp_dir("apply");
+        let (api, _) = api(vec![]);
+        let refresher = refresher(api, &dir, Notifier::new(None, None).unwrap());
+        assert!(!refresher.readiness.is_ready());
+        assert!(
+            refresher
+                .apply(&secret("t1", 1, "tok_live_one"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("token")).unwrap(),
+            "tok_live_one"
+        );
+        assert!(
+            refresher.readiness.is_ready(),
+            "ready after the first write"
+        );
+        assert!(
+            !refresher
+                .apply(&secret("t1", 1, "tok_live_one"))
+                .await
+                .unwrap(),
+            "unchanged: no write"
+        );
+        assert!(
+            !refresher.apply(&secret("t1", 2, "")).await.unwrap(),
+            "empty: never written"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("token")).unwrap(),
+            "tok_live_one"
+        );
+        assert_eq!(refresher.metrics.file_writes.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotation_webhook_waits_for_the_secret_then_writes_it() {
+        let dir = temp_dir("wait");
+        let (api, gets) = api(vec![
+            secret("t1", 1, "tok_live_old"),
+            secret("t1", 2, "tok_live_new"),
+        ]);
+        let refresher = refresher(api, &dir, Notifier::new(None, None).unwrap());
+        let handled = refresher.refresh_to("t1", 2).await.unwrap();
+        assert!(
+            handled.message.contains("rotation 2"),
+            "{}",
+            handled.message
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("token")).unwrap(),
+            "tok_live_new"
+        );
+        assert_eq!(
+            gets.load(Ordering::SeqCst),
+            2,
+            "read again until the rotation was there"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_never_catches_up_is_an_error_and_writes_nothing() {
+        let dir = temp_dir("stale");
+        let (api, _) = api(vec![secret("t1", 1, "tok_live_old")]);
+        let mut refresher = refresher(api, &dir, Notifier::new(None, None).unwrap());
+        refresher.secret_wait = Duration::from_millis(600);
+        let err = refresher.refresh_to("t1", 2).await.unwrap_err();
+        assert!(matches!(err, HandleError::SecretNotReady(_)), "{err:?}");
+        assert!(!dir.join("token").exists());
+    }
+
+    #[tokio::test]
+    async fn a_secret_of_another_token_is_left_alone() {
+        let dir = temp_dir("other");
+        let (api, _) = api(vec![secret("t9", 5, "tok_live_other")]);
+        let refresher = refresher(api, &dir, Notifier::new(None, None).unwrap());
+        let handled = refresher.refresh_to("t1", 2).await.unwrap();
+        assert!(
+            handled.message.contains("another token"),
+            "{}",
+            handled.message
+        );
+        assert!(!dir.join("token").exists());
+    }
+
+    #[tokio::test]
+    async fn the_app_is_notified_over_http_after_each_write() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let route = warp::path!("reload").and(warp::post()).map(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/reload", listener.local_addr().unwrap());
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = temp_dir("notify");
+        let (api, _) = api(vec![]);
+        let refresher = refresher(api, &dir, Notifier::new(Some(url), None).unwrap());
+        refresher
+            .apply(&secret("t1", 1, "tok_live_one"))
+            .await
+            .unwrap();
+        refresher
+            .apply(&secret("t1", 1, "tok_live_one"))
+            .await
+            .unwrap();
+        refresher
+            .apply(&secret("t1", 2, "tok_live_two"))
+            .await
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one notification per new value"
+        );
+    }
+}
