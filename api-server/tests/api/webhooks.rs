@@ -23,8 +23,21 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Runs seed 004's receiver algorithm in node on each (secret, body, signature).
-fn seed_receiver_verdicts(cases: &[(String, String, String)]) -> Vec<String> {
+/// Runs seed 004's receiver algorithm in node on each (secret, body, signature); `None` when
+/// node is missing outside CI (said on stderr; under CI that is a failure).
+fn seed_receiver_verdicts(cases: &[(String, String, String)]) -> Option<Vec<String>> {
+    if Command::new("node").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have node for the seed 004 receiver test"
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: node is not installed, so seed 004's receiver code did not run"
+        );
+        return None;
+    }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/seed_receiver.js");
     let mut child = Command::new("node")
         .arg(script)
@@ -44,11 +57,13 @@ fn seed_receiver_verdicts(cases: &[(String, String, String)]) -> Vec<String> {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    Some(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 async fn deliveries_are_signed_as_the_seed_receiver_checks(app: TestApp) {
@@ -97,7 +112,9 @@ async fn deliveries_are_signed_as_the_seed_receiver_checks(app: TestApp) {
             )
         })
         .collect();
-    assert_eq!(seed_receiver_verdicts(&cases), ["ok", "ok", "ok"]);
+    if let Some(verdicts) = seed_receiver_verdicts(&cases) {
+        assert_eq!(verdicts, ["ok", "ok", "ok"]);
+    }
 
     let types: Vec<String> = got
         .iter()
