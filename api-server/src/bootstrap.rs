@@ -6,7 +6,7 @@ use crate::store::members::{self, Member};
 use crate::store::workspaces::{
     self, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_TOKEN_EXPIRY_DAYS, Workspace,
 };
-use crate::store::{Store, StoreError, new_id, now};
+use crate::store::{Store, StoreError, new_id, now, webhooks};
 use tooken_contract::Secret;
 use tooken_contract::api_keys::ApiKeyKind;
 use tooken_contract::members::{MemberStatus, Role};
@@ -187,6 +187,78 @@ pub async fn ensure_api_key(
         }
         Err(err) => Err(err),
     }
+}
+
+/// At start-up, makes sure the workspace `name` has a webhook endpoint at `url` signing with
+/// `secret`, for `token.rotated`. Used by the Helm chart to point Tooken at its sidecar without a
+/// post-install step. Returns whether anything changed.
+pub async fn ensure_webhook(
+    store: &Store,
+    workspace_name: &str,
+    url: &str,
+    secret: &str,
+) -> Result<bool, BootstrapError> {
+    if !secret.starts_with("whsec_") || secret.len() < 26 {
+        return Err(BootstrapError::Invalid(
+            "the bootstrap webhook secret must be a whsec_ secret of 20 characters or more".into(),
+        ));
+    }
+    let slug = slugify(workspace_name);
+    let mut tx = store.begin_write().await?;
+    let workspace = crate::store::workspaces::by_slug(&mut tx, &slug)
+        .await?
+        .ok_or_else(|| {
+            BootstrapError::Invalid(format!("no workspace `{slug}` to add the webhook to"))
+        })?;
+    let existing = webhooks::list_endpoints(&mut tx, &workspace.id, None, 1000)
+        .await?
+        .into_iter()
+        .find(|endpoint| endpoint.url == url);
+    let (endpoint, created) = match existing {
+        Some(endpoint) if endpoint.secret == secret && endpoint.pending_secret.is_none() => {
+            return Ok(false);
+        }
+        Some(mut endpoint) => {
+            endpoint.secret = secret.to_owned();
+            endpoint.pending_secret = None;
+            endpoint.pending_secret_at = None;
+            (endpoint, false)
+        }
+        None => (
+            webhooks::Endpoint {
+                id: new_id(),
+                workspace_id: workspace.id.clone(),
+                url: url.to_owned(),
+                description: Some("tooken-sidecar (installed)".into()),
+                event_types: vec!["token.rotated".into()],
+                enabled: true,
+                disabled_reason: None,
+                secret: secret.to_owned(),
+                pending_secret: None,
+                pending_secret_at: None,
+                created_at: now(),
+            },
+            true,
+        ),
+    };
+    webhooks::save_endpoint(&mut tx, &endpoint, created).await?;
+    crate::audit::record_system(
+        &mut tx,
+        &workspace.id,
+        crate::audit::Change {
+            event: if created {
+                crate::audit::events::WEBHOOK_CREATED
+            } else {
+                crate::audit::events::WEBHOOK_UPDATED
+            },
+            target_type: "webhook",
+            target_id: &endpoint.id,
+            data: serde_json::json!({"url": endpoint.url, "installed": true}),
+        },
+    )
+    .await?;
+    tx.commit_keeping_cache().await?;
+    Ok(true)
 }
 
 #[cfg(test)]

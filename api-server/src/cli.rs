@@ -69,6 +69,20 @@ pub struct ServeArgs {
     /// A file holding a team API key to make work at start-up (the Helm chart mounts one).
     #[arg(long, env = "TOOKEN_BOOTSTRAP_API_KEY_FILE")]
     pub bootstrap_api_key_file: Option<std::path::PathBuf>,
+    /// A webhook endpoint to make sure of at start-up (the Helm chart points it at its sidecar).
+    #[arg(
+        long,
+        env = "TOOKEN_BOOTSTRAP_WEBHOOK_URL",
+        requires = "bootstrap_webhook_secret_file"
+    )]
+    pub bootstrap_webhook_url: Option<String>,
+    /// A file holding that endpoint's signing secret (`whsec_…`).
+    #[arg(
+        long,
+        env = "TOOKEN_BOOTSTRAP_WEBHOOK_SECRET_FILE",
+        requires = "bootstrap_webhook_url"
+    )]
+    pub bootstrap_webhook_secret_file: Option<std::path::PathBuf>,
     /// The workspace that key belongs to, created on first start.
     #[arg(long, env = "TOOKEN_BOOTSTRAP_WORKSPACE", default_value = "default")]
     pub bootstrap_workspace: String,

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::time::Duration;
 use tooken_api_server::app::{Application, Settings};
-use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key};
+use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key, ensure_webhook};
 use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
 use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::Store;
@@ -33,6 +33,10 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     let bootstrap_file = args.bootstrap_api_key_file.clone();
+    let bootstrap_webhook = args
+        .bootstrap_webhook_url
+        .clone()
+        .zip(args.bootstrap_webhook_secret_file.clone());
     let settings = Settings {
         db_max_connections: args.database.db_max_connections,
         max_body_bytes: args.max_body_bytes,
@@ -61,6 +65,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
         if ensure_api_key(&app.state().store, &args.bootstrap_workspace, key).await? {
             tracing::info!(workspace = %args.bootstrap_workspace, "installed the bootstrap API key");
+        }
+    }
+    if let Some((url, path)) = &bootstrap_webhook {
+        let secret = std::fs::read_to_string(path).map_err(|err| {
+            anyhow::anyhow!(
+                "cannot read TOOKEN_BOOTSTRAP_WEBHOOK_SECRET_FILE {}: {err}",
+                path.display()
+            )
+        })?;
+        if ensure_webhook(
+            &app.state().store,
+            &args.bootstrap_workspace,
+            url,
+            secret.trim(),
+        )
+        .await?
+        {
+            tracing::info!(%url, "installed the bootstrap webhook endpoint");
         }
     }
     app.run_until_stopped(shutdown_signal()).await;

@@ -6,7 +6,6 @@ use crate::tokens::{
     CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
     TokenList, VerifyTokenRequest, VerifyTokenResponse,
 };
-use crate::webhooks::{CreateWebhookRequest, WebhookWithSecret};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -129,30 +128,6 @@ impl Client {
 
     pub async fn get_api_key(&self, id: &str) -> Result<ApiKey, ClientError> {
         send(self.request(Method::GET, &format!("/v1/api-keys/{id}"))).await
-    }
-
-    pub async fn create_webhook(
-        &self,
-        request: &CreateWebhookRequest,
-    ) -> Result<WebhookWithSecret, ClientError> {
-        send(self.request(Method::POST, "/v1/webhooks").json(request)).await
-    }
-
-    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
-        let response = self
-            .request(Method::DELETE, &format!("/v1/webhooks/{id}"))
-            .send()
-            .await?;
-        error_for_status(response).await.map(drop)
-    }
-
-    /// Whether the server answers `/readyz` with 200.
-    pub async fn ready(&self) -> bool {
-        self.http
-            .get(format!("{}/readyz", self.base_url))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success())
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

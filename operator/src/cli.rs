@@ -43,10 +43,11 @@ pub struct Cli {
     pub log_format: String,
 }
 
-/// Installer steps for the Helm chart's hook Jobs.
+/// The installer step for the Helm chart's pre-install Job.
 #[derive(Debug, clap::Subcommand)]
 pub enum Setup {
-    /// Create the Secret holding the API URL and a new API key, unless it exists.
+    /// Create the Secret holding the API URL, a new API key and a webhook signing secret,
+    /// unless it exists.
     SetupCredentials {
         #[arg(long, env = "POD_NAMESPACE")]
         namespace: String,
@@ -55,21 +56,6 @@ pub enum Setup {
         /// The URL the operator and installer reach the API at.
         #[arg(long)]
         api_url: String,
-    },
-    /// Register a webhook endpoint and store its signing secret, unless that Secret exists.
-    RegisterWebhook {
-        #[arg(long, env = "POD_NAMESPACE")]
-        namespace: String,
-        /// The Secret made by setup-credentials.
-        #[arg(long)]
-        credentials_secret: String,
-        /// The Secret to store the signing secret in (key `secret`).
-        #[arg(long)]
-        webhook_secret: String,
-        #[arg(long)]
-        webhook_url: String,
-        #[arg(long, value_delimiter = ',', default_value = "token.rotated")]
-        events: Vec<String>,
     },
 }
 

@@ -478,6 +478,7 @@ async fn setup_credentials_creates_a_valid_key_once() {
     };
     assert_eq!(decode("url"), "http://tooken-api:8080");
     tooken_contract::Secret::parse(&decode("apiKey")).expect("a well-formed API key");
+    assert!(decode("webhookSecret").starts_with("whsec_") && decode("webhookSecret").len() == 38);
 
     // An existing Secret (409) is kept, not replaced.
     let (client, seen) = api_server(|_| {

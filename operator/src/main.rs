@@ -50,23 +50,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             return setup::credentials(client, &namespace, &secret, &api_url).await;
         }
-        Some(Setup::RegisterWebhook {
-            namespace,
-            credentials_secret,
-            webhook_secret,
-            webhook_url,
-            events,
-        }) => {
-            return setup::webhook(
-                client,
-                &namespace,
-                &credentials_secret,
-                &webhook_secret,
-                &webhook_url,
-                events,
-            )
-            .await;
-        }
         None => {}
     }
     let metrics = Arc::new(Metrics::default());

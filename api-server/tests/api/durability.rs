@@ -223,11 +223,19 @@ async fn a_bootstrap_key_file_is_installed_once() {
     let file = std::env::temp_dir().join(format!("tooken-key-{}", uuid::Uuid::now_v7()));
     std::fs::write(&file, format!("{}\n", key.expose())).unwrap();
     let file = file.display().to_string();
+    let hook_file = std::env::temp_dir().join(format!("tooken-whsec-{}", uuid::Uuid::now_v7()));
+    let hook_secret = format!("whsec_{}", tooken_contract::credential::random_base62(32));
+    std::fs::write(&hook_file, &hook_secret).unwrap();
+    let hook_file = hook_file.display().to_string();
     let args = [
         "--bootstrap-api-key-file",
         file.as_str(),
         "--bootstrap-workspace",
         "helm",
+        "--bootstrap-webhook-url",
+        "http://tooken-sidecar:8080/webhooks/tooken",
+        "--bootstrap-webhook-secret-file",
+        hook_file.as_str(),
     ];
     let http = reqwest::Client::new();
     for _ in 0..2 {
@@ -253,6 +261,25 @@ async fn a_bootstrap_key_file_is_installed_once() {
             .await
             .unwrap();
         assert_eq!(workspace["slug"], "helm");
+        let hooks: Value = http
+            .get(format!("{base_url}/v1/webhooks"))
+            .bearer_auth(key.expose())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(hooks["data"].as_array().unwrap().len(), 1, "{hooks}");
+        assert_eq!(
+            hooks["data"][0]["url"],
+            "http://tooken-sidecar:8080/webhooks/tooken"
+        );
+        assert_eq!(
+            hooks["data"][0]["event_types"],
+            serde_json::json!(["token.rotated"])
+        );
+        assert!(!hooks.to_string().contains(&hook_secret));
         server.kill().unwrap();
         server.wait().unwrap();
     }

@@ -29,7 +29,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "tooken.credentialsSecret" -}}{{ include "tooken.fullname" . }}-credentials{{- end -}}
-{{- define "tooken.webhookSecret" -}}{{ include "tooken.fullname" . }}-webhook{{- end -}}
 {{- define "tooken.apiUrl" -}}http://{{ include "tooken.fullname" . }}-api.{{ .Release.Namespace }}.svc:{{ .Values.apiServer.service.port }}{{- end -}}
 
 {{/* Non-root, read-only root filesystem, no privilege escalation, no capabilities. */}}
