@@ -33,6 +33,8 @@ pub struct Settings {
     pub usage_flush_interval: Duration,
     pub signup: SignupPolicy,
     pub session_ttl: Duration,
+    /// Always mark the session cookie `Secure` (it is anyway behind an HTTPS proxy).
+    pub secure_cookies: bool,
     /// How often expiry, retention and clean-up jobs run.
     pub sweep_interval: Duration,
     pub delivery: DeliverySettings,
@@ -49,6 +51,7 @@ impl Settings {
             usage_flush_interval: Duration::from_secs(5),
             signup: SignupPolicy::Open,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: false,
             sweep_interval: Duration::from_secs(30),
             delivery: DeliverySettings::default(),
         }
@@ -64,6 +67,7 @@ pub struct AppState {
     pub max_body_bytes: u64,
     pub signup: SignupPolicy,
     pub session_ttl: jiff::SignedDuration,
+    pub secure_cookies: bool,
 }
 
 pub struct Application {
@@ -90,6 +94,7 @@ impl Application {
                 signup: settings.signup,
                 session_ttl: jiff::SignedDuration::try_from(settings.session_ttl)
                     .map_err(|err| anyhow::anyhow!("session lifetime out of range: {err}"))?,
+                secure_cookies: settings.secure_cookies,
             },
             usage_flush_interval: settings.usage_flush_interval,
             sweep_interval: settings.sweep_interval,

@@ -213,10 +213,86 @@ pub fn bearer(header: Option<&str>) -> Result<Secret, CredentialFormatError> {
     Secret::parse(rest)
 }
 
+/// The dashboard's session cookie. It is HttpOnly, so page scripts never see the secret.
+pub const SESSION_COOKIE: &str = "tooken_session";
+
+/// The header that must repeat a cookie session's CSRF token on every change.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token bound to a session: derived from its secret, so it needs no storage and
+/// reveals nothing about the secret.
+pub fn csrf_token(session: &Secret) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"tooken-csrf\0");
+    hasher.update(session.expose().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The session secret in a `Cookie` header, if there is one.
+pub fn session_cookie(header: Option<&str>) -> Option<&str> {
+    header?.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+    })
+}
+
+/// Whether `Sec-Fetch-Site` says another site sent the request. Browsers set it on every
+/// request; tools that do not send it are not browsers and carry no ambient cookies.
+pub fn is_cross_site(fetch_site: Option<&str>) -> bool {
+    matches!(fetch_site, Some("cross-site" | "same-site"))
+}
+
+/// How a request presents its credential: a bearer header, or the dashboard's cookie.
+#[derive(Debug, Clone, Default)]
+pub struct Presented {
+    pub authorization: Option<String>,
+    pub cookie: Option<String>,
+    pub csrf_token: Option<String>,
+    pub fetch_site: Option<String>,
+    /// GET and HEAD change nothing, so they need no CSRF token.
+    pub safe_method: bool,
+}
+
+/// A credential and whether it came from the session cookie.
+pub struct PresentedSecret {
+    pub secret: Secret,
+    pub from_cookie: bool,
+}
+
+impl Presented {
+    /// The bearer header wins; a cookie session must also pass the CSRF check on changes.
+    pub fn secret(&self) -> Result<PresentedSecret, ApiError> {
+        if self.authorization.is_some() {
+            let secret =
+                bearer(self.authorization.as_deref()).map_err(|_| ApiError::Unauthorized)?;
+            return Ok(PresentedSecret {
+                secret,
+                from_cookie: false,
+            });
+        }
+        let value = session_cookie(self.cookie.as_deref()).ok_or(ApiError::Unauthorized)?;
+        let secret = Secret::parse(value).map_err(|_| ApiError::Unauthorized)?;
+        if secret.kind() != SecretKind::Session {
+            return Err(ApiError::Unauthorized);
+        }
+        if !self.safe_method {
+            let expected = csrf_token(&secret);
+            let presented = self.csrf_token.as_deref().unwrap_or_default();
+            if is_cross_site(self.fetch_site.as_deref()) || !hashes_match(&expected, presented) {
+                return Err(ApiError::CsrfRejected);
+            }
+        }
+        Ok(PresentedSecret {
+            secret,
+            from_cookie: true,
+        })
+    }
+}
+
 /// What a request names about itself before authentication.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts<'a> {
-    pub authorization: Option<&'a str>,
+    pub presented: Presented,
     /// The workspace slug of a `/v1/workspaces/{slug}/…` path.
     pub slug: Option<&'a str>,
     pub request_id: Option<String>,
@@ -228,7 +304,7 @@ pub async fn authenticate(
     usage: &UsageRecorder,
     facts: RequestFacts<'_>,
 ) -> Result<Principal, ApiError> {
-    let secret = bearer(facts.authorization).map_err(|_| ApiError::Unauthorized)?;
+    let secret = facts.presented.secret()?.secret;
     let hash = hash_secret(&secret);
     if secret.kind() == SecretKind::Session {
         return authenticate_session_in_workspace(store, &hash, facts).await;
@@ -298,15 +374,20 @@ pub struct UserSession {
     pub user_id: String,
     pub email: String,
     pub request_id: Option<String>,
+    /// Set when the session came from the dashboard's cookie: the token its changes must carry.
+    pub csrf_token: Option<String>,
 }
 
 /// Authenticates a request to a user route (`/v1/auth/…`, `POST /v1/workspaces`): sessions only.
 pub async fn authenticate_user(
     store: &Store,
-    authorization: Option<&str>,
+    presented: &Presented,
     request_id: Option<String>,
 ) -> Result<UserSession, ApiError> {
-    let secret = bearer(authorization).map_err(|_| ApiError::Unauthorized)?;
+    let PresentedSecret {
+        secret,
+        from_cookie,
+    } = presented.secret()?;
     if secret.kind() != SecretKind::Session {
         return Err(ApiError::Forbidden(
             "this route needs a signed-in session (POST /v1/auth/signin), not an API key or token"
@@ -324,6 +405,7 @@ pub async fn authenticate_user(
         user_id: session.user_id,
         email: session.user_email,
         request_id,
+        csrf_token: from_cookie.then(|| csrf_token(&secret)),
     })
 }
 

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// How long a dashboard session lasts, in hours.
     #[arg(long, env = "TOOKEN_SESSION_TTL_HOURS", default_value_t = 168)]
     pub session_ttl_hours: u64,
+    /// Mark the dashboard's session cookie `Secure` on every response. Without it, the cookie
+    /// is `Secure` when a TLS proxy in front says `X-Forwarded-Proto: https`.
+    #[arg(long, env = "TOOKEN_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// How often the expiry sweep and retention jobs run, in milliseconds.
     #[arg(long, env = "TOOKEN_SWEEP_INTERVAL_MS", default_value_t = 30_000)]
     pub sweep_interval_ms: u64,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod csv;
+pub mod dashboard;
 pub mod delivery;
 pub mod error;
 pub mod http_server;

@@ -43,6 +43,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         usage_flush_interval: Duration::from_millis(args.usage_flush_interval_ms.max(10)),
         signup: args.signup,
         session_ttl: Duration::from_secs(args.session_ttl_hours.max(1) * 3600),
+        secure_cookies: args.secure_cookies,
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         delivery: DeliverySettings {
             retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),

@@ -74,5 +74,7 @@ impl Modify for BearerAuth {
 pub fn route_templates() -> Vec<String> {
     let mut templates: Vec<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();
     templates.extend(["/healthz", "/readyz", "/metrics", "/v1/openapi.json"].map(String::from));
+    templates.extend(crate::dashboard::PAGE_ROUTES.map(String::from));
+    templates.push("/assets/{file}".to_owned());
     templates
 }

@@ -10,6 +10,10 @@ pub struct SignUpRequest {
     pub email: String,
     /// 10 to 256 characters.
     pub password: String,
+    /// Deliver the session as an HttpOnly cookie (for the dashboard) instead of in the body;
+    /// the response then carries `csrf_token` for the `X-CSRF-Token` header.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -17,6 +21,10 @@ pub struct SignUpRequest {
 pub struct SignInRequest {
     pub email: String,
     pub password: String,
+    /// Deliver the session as an HttpOnly cookie (for the dashboard) instead of in the body;
+    /// the response then carries `csrf_token` for the `X-CSRF-Token` header.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -30,9 +38,13 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     pub user: User,
-    /// The session secret (`tok_sess_…`).
-    pub token: String,
+    /// The session secret (`tok_sess_…`); absent when it went into the cookie instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub expires_at: Timestamp,
+    /// For cookie sessions: send it as `X-CSRF-Token` with every change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,4 +72,7 @@ pub struct Me {
     pub user: User,
     pub memberships: Vec<Membership>,
     pub invitations: Vec<PendingInvitation>,
+    /// For cookie sessions: send it as `X-CSRF-Token` with every change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }

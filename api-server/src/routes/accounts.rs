@@ -1,11 +1,12 @@
 //! `/v1/auth/…` and invitations: sign up, sign in (throttled), sign out, who am I, accept.
 
+use super::cookies::{CookieContext, cookie_context};
 use super::{
     client_addr, json_response, parse_json, raw_body, request_id, respond, signed_in, with_state,
 };
 use crate::app::{AppState, SignupPolicy};
 use crate::audit::{self, Change, events};
-use crate::auth::{UserSession, hash_secret};
+use crate::auth::{UserSession, csrf_token, hash_secret};
 use crate::error::ApiError;
 use crate::passwords;
 use crate::store::members::{self, Member};
@@ -36,6 +37,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let signup = warp::path!("v1" / "auth" / "signup")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(cookie_context(&state))
         .and(raw_body(limit))
         .then(sign_up)
         .map(respond)
@@ -45,6 +47,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state.clone()))
         .and(client_addr())
         .and(request_id())
+        .and(cookie_context(&state))
         .and(raw_body(limit))
         .then(sign_in)
         .map(respond)
@@ -53,6 +56,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(signed_in(state.clone()))
+        .and(cookie_context(&state))
         .then(sign_out)
         .map(respond)
         .boxed();
@@ -82,12 +86,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Starts a session for `user` inside `tx`; returns the response body with the secret.
+/// Starts a session for `user` inside `tx`; returns the response body and the secret.
 async fn start_session(
     state: &AppState,
     tx: &mut WriteTx,
     user: &User,
-) -> Result<Session, ApiError> {
+) -> Result<(Session, Secret), ApiError> {
     let secret = Secret::generate_session();
     let now = now();
     let expires_at = now + state.session_ttl;
@@ -100,11 +104,31 @@ async fn start_session(
         expires_at,
     )
     .await?;
-    Ok(Session {
+    let session = Session {
         user: user.to_api(),
-        token: secret.into_exposed(),
+        token: None,
         expires_at,
-    })
+        csrf_token: None,
+    };
+    Ok((session, secret))
+}
+
+/// Hands the secret over in the body, or for the dashboard in an HttpOnly cookie, with the
+/// CSRF token its changes must carry.
+fn session_response(
+    state: &AppState,
+    status: StatusCode,
+    (mut session, secret): (Session, Secret),
+    cookie: Option<&CookieContext>,
+) -> Response {
+    let Some(cookie) = cookie else {
+        session.token = Some(secret.into_exposed());
+        return json_response(status, &session);
+    };
+    session.csrf_token = Some(csrf_token(&secret));
+    let mut response = json_response(status, &session);
+    cookie.set_session(&mut response, secret.expose(), state.session_ttl.as_secs());
+    response
 }
 
 #[utoipa::path(
@@ -117,8 +141,15 @@ async fn start_session(
         (status = 422, body = ErrorBody),
     )
 )]
-pub async fn sign_up(state: AppState, body: Bytes) -> Result<Response, ApiError> {
+pub async fn sign_up(
+    state: AppState,
+    cookie: CookieContext,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: SignUpRequest = parse_json(&body)?;
+    if request.cookie {
+        cookie.require_same_site()?;
+    }
     let email = validate::email("email", &request.email)?;
     passwords::validate(&request.password)?;
     if state.signup == SignupPolicy::Disabled {
@@ -157,7 +188,13 @@ pub async fn sign_up(state: AppState, body: Bytes) -> Result<Response, ApiError>
     let session = start_session(&state, &mut tx, &user).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "account created");
-    Ok(json_response(StatusCode::CREATED, &session))
+    let cookie = request.cookie.then_some(&cookie);
+    Ok(session_response(
+        &state,
+        StatusCode::CREATED,
+        session,
+        cookie,
+    ))
 }
 
 /// Refuses a sign-in attempt while its email or address has too many recent failures.
@@ -198,9 +235,13 @@ pub async fn sign_in(
     state: AppState,
     addr: Option<SocketAddr>,
     request_id: Option<String>,
+    cookie: CookieContext,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: SignInRequest = parse_json(&body)?;
+    if request.cookie {
+        cookie.require_same_site()?;
+    }
     let email = request.email.trim().to_lowercase();
     let email_key = format!("email:{email}");
     let mut keys = vec![(email_key.clone(), MAX_FAILURES_PER_EMAIL)];
@@ -236,7 +277,8 @@ pub async fn sign_in(
     signin_failures::clear(&mut tx, &email_key).await?;
     let session = start_session(&state, &mut tx, &user).await?;
     tx.commit_keeping_cache().await?;
-    Ok(json_response(StatusCode::OK, &session))
+    let cookie = request.cookie.then_some(&cookie);
+    Ok(session_response(&state, StatusCode::OK, session, cookie))
 }
 
 #[utoipa::path(
@@ -244,11 +286,19 @@ pub async fn sign_in(
     responses((status = 204, description = "The session no longer works"), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn sign_out(state: AppState, user: UserSession) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    state: AppState,
+    user: UserSession,
+    cookie: CookieContext,
+) -> Result<Response, ApiError> {
     let mut tx = state.store.begin_write().await?;
     sessions::delete(&mut tx, &user.session_id).await?;
     tx.commit_keeping_cache().await?;
-    Ok(super::no_content())
+    let mut response = super::no_content();
+    if user.csrf_token.is_some() {
+        cookie.clear_session(&mut response);
+    }
+    Ok(response)
 }
 
 #[utoipa::path(
@@ -296,6 +346,7 @@ pub async fn who_am_i(state: AppState, session: UserSession) -> Result<Response,
             user: user.to_api(),
             memberships,
             invitations,
+            csrf_token: session.csrf_token,
         },
     ))
 }

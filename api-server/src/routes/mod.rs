@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit_logs;
+pub mod cookies;
 pub mod idempotency;
 pub mod members;
 pub mod ops;
@@ -38,6 +39,8 @@ pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(webhooks::routes(state.clone()))
         .unify()
+        .or(crate::dashboard::routes())
+        .unify()
         .recover(move |rejection| recover(rejection, state.max_body_bytes))
         .unify()
         .boxed()
@@ -57,17 +60,17 @@ pub fn v1() -> BoxedFilter<()> {
         .boxed()
 }
 
-/// The caller, authenticated from its bearer credential, in the workspace it addresses.
+/// The caller, authenticated from its credential, in the workspace it addresses.
 pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
-    warp::header::optional::<String>("authorization")
+    presented()
         .and(warp::path::full())
         .and(request_id())
         .and_then(
-            move |authorization: Option<String>, path: warp::path::FullPath, request_id| {
+            move |presented: auth::Presented, path: warp::path::FullPath, request_id| {
                 let state = state.clone();
                 async move {
                     let facts = auth::RequestFacts {
-                        authorization: authorization.as_deref(),
+                        presented,
                         slug: workspace_slug(path.as_str()),
                         request_id,
                     };
@@ -87,16 +90,39 @@ pub fn caller(state: AppState) -> BoxedFilter<(AppState, Principal)> {
 
 /// A signed-in person (session credentials only), for routes outside any one workspace.
 pub fn signed_in(state: AppState) -> BoxedFilter<(auth::UserSession,)> {
-    warp::header::optional::<String>("authorization")
+    presented()
         .and(request_id())
-        .and_then(move |authorization: Option<String>, request_id| {
+        .and_then(move |presented: auth::Presented, request_id| {
             let state = state.clone();
             async move {
-                auth::authenticate_user(&state.store, authorization.as_deref(), request_id)
+                auth::authenticate_user(&state.store, &presented, request_id)
                     .await
                     .map_err(warp::reject::custom)
             }
         })
+        .boxed()
+}
+
+/// The credential as the request presents it: bearer header or session cookie, and the
+/// facts the CSRF check needs.
+pub fn presented() -> BoxedFilter<(auth::Presented,)> {
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("cookie"))
+        .and(warp::header::optional::<String>(auth::CSRF_HEADER))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and(warp::method())
+        .map(
+            |authorization, cookie, csrf_token, fetch_site, method: warp::http::Method| {
+                auth::Presented {
+                    authorization,
+                    cookie,
+                    csrf_token,
+                    fetch_site,
+                    safe_method: method == warp::http::Method::GET
+                        || method == warp::http::Method::HEAD,
+                }
+            },
+        )
         .boxed()
 }
 
