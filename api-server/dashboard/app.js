@@ -68,7 +68,10 @@ async function route(path) {
     try {
       await refreshMe();
     } catch (err) {
-      if (err.status === 401) return navigate('/sign-in', { replace: true });
+      if (err.status === 401) {
+        const next = path === '/' ? '' : `?next=${encodeURIComponent(path + location.search)}`;
+        return navigate(`/sign-in${next}`, { replace: true });
+      }
       throw err;
     }
   }

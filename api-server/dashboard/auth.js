@@ -68,15 +68,25 @@ export function signUpPage() {
 }
 
 export function newWorkspacePage(me) {
+  const problem = errorBox();
   const invitations = me.invitations.length === 0 ? null : h('section', { 'aria-labelledby': 'invitations-title' },
     h('h2', { id: 'invitations-title' }, 'Invitations'),
+    problem,
     h('ul', { class: 'plain' }, me.invitations.map((invitation) => h('li', { class: 'invitation' },
       h('span', null, `${invitation.workspace_name} (${invitation.workspace_slug}) invites you as ${invitation.role}.`),
       h('button', { type: 'button', class: 'primary', onclick: async (event) => {
-        event.target.disabled = true;
-        const membership = await api('POST', `/v1/invitations/${encodeURIComponent(invitation.id)}/accept`);
-        await refreshMe();
-        navigate(`/w/${membership.workspace_slug}/tokens`);
+        const button = event.currentTarget;
+        button.disabled = true;
+        try {
+          const membership = await api('POST', `/v1/invitations/${encodeURIComponent(invitation.id)}/accept`);
+          await refreshMe();
+          navigate(`/w/${membership.workspace_slug}/tokens`);
+        } catch (err) {
+          button.disabled = false;
+          problem.textContent = err.message;
+          problem.hidden = false;
+          problem.focus();
+        }
       } }, `Join ${invitation.workspace_name}`)))));
   const create = form([
     field('Workspace name', h('input', { name: 'name', required: true, maxlength: 100, autocomplete: 'off' }),

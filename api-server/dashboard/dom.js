@@ -103,7 +103,7 @@ export function modal({ title, body, submitLabel, danger, cancelLabel = 'Cancel'
     });
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      if (!form.reportValidity()) return;
+      if (!submit || !form.reportValidity()) return;
       submit.disabled = true;
       try {
         close(await onsubmit(new FormData(form), form));
@@ -201,13 +201,30 @@ export function badge(text, kind) {
   return h('span', { class: `badge badge-${kind ?? text}` }, text);
 }
 
-/** A "Load more" button that appends the next page of a cursor-paged list. */
+/**
+ * A "Load more" button that appends the next page of a cursor-paged list, then moves focus
+ * to the first new row so keyboard users continue where the list grew.
+ */
 export function loadMore(nextCursor, load) {
   if (!nextCursor) return null;
+  const problem = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const button = h('button', { type: 'button', class: 'secondary', onclick: async () => {
     button.disabled = true;
-    await load(nextCursor);
+    const before = document.querySelectorAll('main tbody tr').length;
+    try {
+      await load(nextCursor);
+    } catch (err) {
+      button.disabled = false;
+      problem.textContent = err.message;
+      problem.hidden = false;
+      return;
+    }
     button.remove();
+    const first = document.querySelectorAll('main tbody tr')[before]?.firstElementChild;
+    if (first) {
+      first.tabIndex = -1;
+      first.focus();
+    }
   } }, 'Load more');
-  return h('div', { class: 'load-more' }, button);
+  return h('div', { class: 'load-more' }, problem, button);
 }
