@@ -82,14 +82,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// Owners and team keys see every key; other members see only their own.
 fn sees_all_keys(principal: &Principal) -> bool {
-    matches!(
-        principal.kind,
-        PrincipalKind::TeamKey { .. }
-            | PrincipalKind::PersonalKey {
-                role: Role::Owner,
-                ..
-            }
-    )
+    matches!(principal.kind, PrincipalKind::TeamKey { .. }) || principal.role() == Some(Role::Owner)
 }
 
 /// The key, if the caller may see it; others' keys are "not found" to non-owners.

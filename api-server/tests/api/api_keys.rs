@@ -16,6 +16,7 @@ on_both_backends!(
     deleted_keys_stop_working,
     personal_keys_act_with_their_members_role,
     tokens_cannot_manage_api_keys,
+    a_signed_in_owner_sees_every_key,
 );
 
 async fn add_member(app: &TestApp, email: &str, role: Role) -> String {
@@ -336,4 +337,43 @@ async fn tokens_cannot_manage_api_keys(app: TestApp) {
         .await
         .unwrap();
     expect_error(response, 403, "forbidden").await;
+}
+
+/// The dashboard lists keys with the Owner's session: that must show team keys and other
+/// members' personal keys, as an Owner's personal key does.
+async fn a_signed_in_owner_sees_every_key(app: TestApp) {
+    let session = app.sign_up("owner@example.com").await;
+    let response = app
+        .authed(Method::POST, "/v1/workspaces", &session)
+        .json(&json!({"name": "Mine"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, 201).await;
+    let keys = "/v1/workspaces/mine/api-keys";
+    for (name, kind) in [("ci", "team"), ("laptop", "personal")] {
+        let response = app
+            .authed(Method::POST, keys, &session)
+            .json(&json!({"name": name, "kind": kind}))
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, 201).await;
+    }
+    let listed = expect_json(
+        app.authed(Method::GET, keys, &session)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ci", "laptop"]);
 }
