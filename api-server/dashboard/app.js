@@ -130,7 +130,8 @@ export const reload = render;
 document.addEventListener('click', (event) => {
   const link = event.target.closest('a[href]');
   if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey
-    || event.shiftKey || link.hasAttribute('download') || link.target) return;
+    || event.shiftKey || link.hasAttribute('download') || link.target
+    || link.getAttribute('href').startsWith('#')) return;
   const url = new URL(link.href);
   if (url.origin !== location.origin || url.pathname.startsWith('/v1/')) return;
   event.preventDefault();

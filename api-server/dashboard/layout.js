@@ -34,5 +34,5 @@ export function shell(ctx, section, page) {
     h('nav', { class: 'sidebar', 'aria-label': 'Main' },
       h('ul', null, links.map(([key, label, href]) => h('li', null,
         h('a', { href, 'aria-current': key === section ? 'page' : null }, label))))),
-    h('main', { id: 'main' }, invitations, page));
+    h('main', { id: 'main', tabindex: '-1' }, invitations, page));
 }
