@@ -24,12 +24,21 @@ VALUE_SETS = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "sidecar": {"replicas": 2},
     },
+    "dashboard behind an HTTPS ingress": {
+        "apiServer": {
+            "ownerEmail": "ops@example.com",
+            "ingress": {"enabled": True, "className": "nginx", "host": "tooken.example.com",
+                        "tlsSecretName": "tooken-tls", "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"}},
+        },
+    },
 }
 REFUSED = {
     "several replicas on SQLite": ({"apiServer": {"replicas": 2}}, "requires apiServer.database.type=postgres"),
     "postgres without a Secret": ({"apiServer": {"database": {"type": "postgres"}}}, "existingSecret"),
     "an unknown sign-up policy": ({"apiServer": {"signup": "maybe"}}, "signup"),
     "a misspelt value": ({"operator": {"replicaz": 2}}, "replicaz"),
+    "an ingress without a host": ({"apiServer": {"ingress": {"enabled": True}}}, "host"),
+    "an owner email without @": ({"apiServer": {"ownerEmail": "ops"}}, "ownerEmail"),
 }
 # Kinds from CRDs the Kubernetes schemas do not know; checked for shape instead.
 EXTERNAL_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
@@ -105,6 +114,22 @@ if len(sys.argv) == 3 and sys.argv[1] == "--render":
     print(yaml.safe_dump_all([doc for _, doc in documents(rendered)]))
     sys.exit(0)
 
+def check_dashboard_ingress():
+    """The HTTPS ingress set: an Ingress for the host, a Secure session cookie, the first Owner."""
+    with Chart.load(CHART) as chart:
+        manifests = chart.render(values=VALUE_SETS["dashboard behind an HTTPS ingress"], name="tooken",
+                                 namespace="tooken", is_install=True)
+    docs = [doc for _, doc in documents(manifests)]
+    ingress = [doc for doc in docs if doc["kind"] == "Ingress"]
+    if len(ingress) != 1 or ingress[0]["spec"]["tls"][0]["hosts"] != ["tooken.example.com"]:
+        fail(f"dashboard ingress: expected one TLS Ingress for tooken.example.com, got {ingress}")
+    api = next(doc for doc in docs if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "tooken-api")
+    env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if env.get("TOOKEN_SECURE_COOKIES") != "true" or env.get("TOOKEN_BOOTSTRAP_OWNER_EMAIL") != "ops@example.com":
+        fail(f"dashboard ingress: tooken-server env lacks the Secure cookie or the Owner: {env}")
+
+
+check_dashboard_ingress()
 for name, values in VALUE_SETS.items():
     check_lint(name, values)
     check_render(name, values)

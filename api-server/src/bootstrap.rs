@@ -148,6 +148,7 @@ pub async fn ensure_api_key(
     store: &Store,
     workspace_name: &str,
     key: Secret,
+    owner_email: Option<&str>,
 ) -> Result<bool, BootstrapError> {
     let hash = hash_secret(&key);
     if store.find_credential(&hash).await?.is_some() {
@@ -156,7 +157,8 @@ pub async fn ensure_api_key(
     let request = BootstrapRequest {
         workspace_name: workspace_name.to_owned(),
         slug: None,
-        owner_email: None,
+        // Only a workspace created here gets this Owner; later starts leave members alone.
+        owner_email: owner_email.map(str::to_owned),
         key_name: "installer".into(),
         api_key: Some(key),
     };

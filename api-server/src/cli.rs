@@ -90,6 +90,14 @@ pub struct ServeArgs {
     /// The workspace that key belongs to, created on first start.
     #[arg(long, env = "TOOKEN_BOOTSTRAP_WORKSPACE", default_value = "default")]
     pub bootstrap_workspace: String,
+    /// The first Owner of that workspace when it is created: signing up with this email (even
+    /// when sign-up is invite-only) makes them its Owner in the dashboard.
+    #[arg(
+        long,
+        env = "TOOKEN_BOOTSTRAP_OWNER_EMAIL",
+        requires = "bootstrap_api_key_file"
+    )]
+    pub bootstrap_owner_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -236,9 +236,13 @@ async fn a_bootstrap_key_file_is_installed_once() {
         "http://tooken-sidecar:8080/webhooks/tooken",
         "--bootstrap-webhook-secret-file",
         hook_file.as_str(),
+        "--bootstrap-owner-email",
+        "Ops@Example.com",
+        "--signup",
+        "invite-only",
     ];
     let http = reqwest::Client::new();
-    for _ in 0..2 {
+    for start in 0..2 {
         let (mut server, base_url) = start_with(&database_url, &args);
         let keys: Value = http
             .get(format!("{base_url}/v1/api-keys"))
@@ -280,6 +284,40 @@ async fn a_bootstrap_key_file_is_installed_once() {
             serde_json::json!(["token.rotated"])
         );
         assert!(!hooks.to_string().contains(&hook_secret));
+        // The named Owner waits to sign up, once, even though sign-up is invite-only.
+        let members: Value = http
+            .get(format!("{base_url}/v1/members"))
+            .bearer_auth(key.expose())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(members["data"].as_array().unwrap().len(), 1, "{members}");
+        assert_eq!(members["data"][0]["email"], "ops@example.com");
+        assert_eq!(members["data"][0]["role"], "owner");
+        if start == 1 {
+            let signed_up = http
+                .post(format!("{base_url}/v1/auth/signup"))
+                .json(&serde_json::json!({"email": "ops@example.com", "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(signed_up.status(), 201);
+            let session: Value = signed_up.json().await.unwrap();
+            let me: Value = http
+                .get(format!("{base_url}/v1/auth/me"))
+                .bearer_auth(session["token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(me["memberships"][0]["workspace_slug"], "helm");
+            assert_eq!(me["memberships"][0]["role"], "owner");
+        }
         server.kill().unwrap();
         server.wait().unwrap();
     }
@@ -292,4 +330,18 @@ async fn a_bootstrap_key_file_is_installed_once() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not hold an API key"));
+
+    // A mistyped Owner email stops the start with the variable's name, not later in silence.
+    std::fs::write(&file, key.expose()).unwrap();
+    let mut bad_owner = args;
+    bad_owner[9] = "ops-at-example.com";
+    let output = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(bad_owner)
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TOOKEN_BOOTSTRAP_OWNER_EMAIL"), "{stderr}");
 }
