@@ -1,7 +1,7 @@
 // Sign up, sign in, and the first workspace (seed 001), plus invitations waiting to be accepted.
 
 import { api } from './api.js';
-import { h, field, errorBox, showError } from './dom.js';
+import { h, field, errorBox, form } from './dom.js';
 import { navigate, refreshMe, signedIn } from './app.js';
 
 function centered(title, ...content) {
@@ -10,25 +10,6 @@ function centered(title, ...content) {
     h('p', { class: 'brand' }, 'Tooken'),
     h('h1', { tabindex: '-1', id: 'page-title' }, title),
     content);
-}
-
-/** A form whose submit handler's errors are shown above its fields. */
-function form(fields, submitLabel, onsubmit) {
-  const error = errorBox();
-  const button = h('button', { type: 'submit', class: 'primary' }, submitLabel);
-  const el = h('form', { novalidate: true, onsubmit: async (event) => {
-    event.preventDefault();
-    if (!el.reportValidity()) return;
-    button.disabled = true;
-    try {
-      await onsubmit(new FormData(el));
-    } catch (err) {
-      showError(el, err);
-    } finally {
-      button.disabled = false;
-    }
-  } }, error, fields, h('div', { class: 'actions' }, button));
-  return el;
 }
 
 function credentialsFields(passwordAutocomplete) {

@@ -64,6 +64,26 @@ export function showError(form, err) {
   }
 }
 
+/** A page form whose submit handler's errors are shown above its fields. */
+export function form(fields, submitLabel, onsubmit) {
+  const error = errorBox();
+  const button = h('button', { type: 'submit', class: 'primary' }, submitLabel);
+  const el = h('form', { novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    if (!el.reportValidity()) return;
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      await onsubmit(new FormData(el));
+    } catch (err) {
+      showError(el, err);
+    } finally {
+      button.disabled = false;
+    }
+  } }, error, fields, h('div', { class: 'actions' }, button));
+  return el;
+}
+
 export function errorBox() {
   return h('p', { class: 'form-error', role: 'alert', tabindex: '-1', hidden: true });
 }

@@ -3,7 +3,7 @@
 // for Admins, the audit log.
 
 import { api, inWorkspace } from './api.js';
-import { h, field, errorBox, showError, modal, confirmAction, showSecretOnce, table, pageTitle,
+import { h, field, errorBox, form, modal, confirmAction, showSecretOnce, table, pageTitle,
   badge, announce } from './dom.js';
 import { timeEl } from './time.js';
 import { navigate, reload, refreshMe } from './app.js';
@@ -33,25 +33,6 @@ export async function settingsPage(ctx, tab) {
     await render(ctx));
 }
 
-function savingForm(fields, submitLabel, onsubmit) {
-  const error = errorBox();
-  const button = h('button', { type: 'submit', class: 'primary' }, submitLabel);
-  const form = h('form', { novalidate: true, onsubmit: async (event) => {
-    event.preventDefault();
-    if (!form.reportValidity()) return;
-    button.disabled = true;
-    error.hidden = true;
-    try {
-      await onsubmit(new FormData(form));
-    } catch (err) {
-      showError(form, err);
-    } finally {
-      button.disabled = false;
-    }
-  } }, error, fields, h('div', { class: 'actions' }, button));
-  return form;
-}
-
 function timeZones(current) {
   const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
   return [...new Set(['UTC', current, ...zones])].sort();
@@ -68,7 +49,7 @@ function generalTab(ctx) {
       days.required = !neverBox.checked;
       if (!neverBox.checked && !days.value) days.value = 90;
     } });
-  return savingForm([
+  return form([
     field('Workspace name', h('input', { name: 'name', required: true, maxlength: 100, value: ws.name })),
     field('Slug', h('input', { name: 'slug', required: true, pattern: '[a-z0-9][a-z0-9-]*', value: ws.slug }),
       'Used in API paths such as /v1/workspaces/{slug}/tokens. Changing it changes those paths.'),
@@ -217,7 +198,7 @@ async function membersTab(ctx) {
         onclick: () => removeMember(ctx, member) }, 'Remove'),
     ];
   });
-  const invite = savingForm([
+  const invite = form([
     h('h2', null, 'Invite a member'),
     h('p', { class: 'hint' }, 'The invitation is tied to this address: they accept it by signing in with the same email.'),
     h('div', { class: 'inline-fields' },

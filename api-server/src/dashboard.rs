@@ -17,8 +17,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
-/// The paths the dashboard's router owns; each answers with the same page.
-pub const PAGE_ROUTES: [&str; 5] = ["/", "/sign-in", "/sign-up", "/workspaces/new", "/w/{path}"];
+/// The dashboard's paths as route templates for metrics; each answers with the same page.
+pub const PAGE_ROUTES: [&str; 6] = [
+    "/",
+    "/sign-in",
+    "/sign-up",
+    "/workspaces/new",
+    "/w/{slug}/{page}",
+    "/w/{slug}/{page}/{id}",
+];
 
 const INDEX: &str = include_str!("../dashboard/index.html");
 

@@ -141,25 +141,26 @@ async fn a_session_cookie_is_refused_from_other_sites_and_after_sign_out(app: Te
         .unwrap();
     expect_error(response, 403, "csrf_failed").await;
 
+    let sign_in = |headers: &[(&'static str, &'static str)]| {
+        let mut request = app
+            .raw(Method::POST, "/v1/auth/signin")
+            .json(&json!({"email": "site@example.com", "password": PASSWORD, "cookie": true}));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
     // Another site cannot sign a browser in to an account of its choosing (login CSRF).
-    let response = app
-        .raw(Method::POST, "/v1/auth/signin")
-        .header("sec-fetch-site", "cross-site")
-        .json(&json!({"email": "site@example.com", "password": PASSWORD, "cookie": true}))
-        .send()
-        .await
-        .unwrap();
+    let response = sign_in(&[("sec-fetch-site", "cross-site")]).await.unwrap();
     expect_error(response, 403, "csrf_failed").await;
 
     // Behind a TLS proxy the cookie is Secure.
-    let response = app
-        .raw(Method::POST, "/v1/auth/signin")
-        .header("x-forwarded-proto", "https")
-        .header("sec-fetch-site", "same-origin")
-        .json(&json!({"email": "site@example.com", "password": PASSWORD, "cookie": true}))
-        .send()
-        .await
-        .unwrap();
+    let response = sign_in(&[
+        ("x-forwarded-proto", "https"),
+        ("sec-fetch-site", "same-origin"),
+    ])
+    .await
+    .unwrap();
     let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     expect_json(response, 200).await;
     assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");

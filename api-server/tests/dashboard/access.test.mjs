@@ -4,7 +4,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, assertNoPageErrors, launchBrowser, newPage, screenshot, signIn, startServer,
+  api, assertNoPageErrors, createOwner, launchBrowser, newPage, screenshot, signIn, startServer,
+  submitCredentials,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -15,8 +16,7 @@ let browser;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  const owner = (await api(server.url, 'POST', '/v1/auth/signup', { body: { email: 'owner@example.com', password: PASSWORD } })).body.token;
-  await api(server.url, 'POST', '/v1/workspaces', { bearer: owner, body: { name: 'Production' } });
+  const owner = await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
   for (const name of ['payments-service-production-eu-west-1', 'ci']) {
     await api(server.url, 'POST', '/v1/workspaces/production/tokens',
       { bearer: owner, body: { name, scopes: ['tokens:read', 'tokens:write', 'audit:read', 'webhooks:read'] } });
@@ -40,9 +40,7 @@ test('a signed-out visitor signs in and comes back to the page they asked for', 
   const page = await newPage(browser);
   await page.goto(`${server.url}/w/production/settings/members`);
   await page.waitForURL(/\/sign-in\?next=/);
-  await page.getByLabel('Email', { exact: true }).fill('owner@example.com');
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitCredentials(page, 'owner@example.com', PASSWORD, 'Sign in');
   await page.waitForURL(`${server.url}/w/production/settings/members`);
 
   // A wrong password is explained and keeps the person on the form.

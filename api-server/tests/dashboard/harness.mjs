@@ -162,22 +162,37 @@ export async function screenshot(page, name) {
   return path;
 }
 
+/** Fills the sign-in or sign-up form on the current page and submits it with `button`. */
+export async function submitCredentials(page, email, password, button) {
+  const from = new URL(page.url()).pathname;
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: button }).click();
+  await page.waitForURL((address) => address.pathname !== from);
+}
+
 /** Creates an account through `/sign-up`; the page is signed in afterwards. */
 export async function signUp(page, url, email, password) {
   await page.goto(`${url}/sign-up`);
-  await page.getByLabel('Email', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await page.waitForURL((address) => address.pathname !== '/sign-up');
+  await submitCredentials(page, email, password, 'Create account');
 }
 
 /** Signs in through `/sign-in`. */
 export async function signIn(page, url, email, password) {
   await page.goto(`${url}/sign-in`);
-  await page.getByLabel('Email', { exact: true }).fill(email);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL((address) => address.pathname !== '/sign-in');
+  await submitCredentials(page, email, password, 'Sign in');
+}
+
+/**
+ * An account that owns a workspace, made through the REST API (the browser tests of sign-up
+ * are elsewhere); returns its session secret for REST calls.
+ */
+export async function createOwner(url, email, password, workspaceName) {
+  const account = await api(url, 'POST', '/v1/auth/signup', { body: { email, password } });
+  assert.equal(account.status, 201, JSON.stringify(account.body));
+  const workspace = await api(url, 'POST', '/v1/workspaces', { bearer: account.body.token, body: { name: workspaceName } });
+  assert.equal(workspace.status, 201, JSON.stringify(workspace.body));
+  return account.body.token;
 }
 
 /**

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, assertNoPageErrors, launchBrowser, newPage, screenshot, signIn, signUp, startServer, strayText,
+  api, assertNoPageErrors, createOwner, launchBrowser, newPage, screenshot, signIn, signUp, startServer, strayText,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -16,10 +16,9 @@ let browser;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  const owner = await api(server.url, 'POST', '/v1/auth/signup', { body: { email: 'owner@example.com', password: PASSWORD } });
-  await api(server.url, 'POST', '/v1/workspaces', { bearer: owner.body.token, body: { name: 'Production' } });
+  const owner = await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
   const token = await api(server.url, 'POST', '/v1/workspaces/production/tokens',
-    { bearer: owner.body.token, body: { name: HOSTILE, scopes: ['tokens:read'] } });
+    { bearer: owner, body: { name: HOSTILE, scopes: ['tokens:read'] } });
   assert.equal(token.status, 201);
 });
 after(async () => {

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  api, assertNoPageErrors, launchBrowser, newPage, screenshot, signIn, startServer, strayText,
+  api, assertNoPageErrors, createOwner, launchBrowser, newPage, screenshot, signIn, startServer, strayText,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -15,8 +15,7 @@ let browser;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  const owner = await api(server.url, 'POST', '/v1/auth/signup', { body: { email: 'owner@example.com', password: PASSWORD } });
-  await api(server.url, 'POST', '/v1/workspaces', { bearer: owner.body.token, body: { name: 'Production' } });
+  await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
 });
 after(async () => {
   await browser?.close();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
-  api, assertNoPageErrors, launchBrowser, newPage, screenshot, signIn, startServer, strayText,
+  api, assertNoPageErrors, createOwner, launchBrowser, newPage, screenshot, signIn, startServer, strayText,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -28,8 +28,7 @@ before(async () => {
   await new Promise((ready) => receiver.listen(0, '127.0.0.1', ready));
   server = await startServer({ env: { TOOKEN_WEBHOOK_RETRY_BASE_MS: '100' } });
   browser = await launchBrowser();
-  session = (await api(server.url, 'POST', '/v1/auth/signup', { body: { email: 'owner@example.com', password: PASSWORD } })).body.token;
-  await api(server.url, 'POST', '/v1/workspaces', { bearer: session, body: { name: 'Production' } });
+  session = await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
 });
 after(async () => {
   await browser?.close();
