@@ -102,10 +102,13 @@ function notFound() {
 }
 
 let renders = 0;
+// The address the page on screen was drawn for.
+let shown = '';
 
 async function render() {
   // Only the latest navigation may draw; an earlier, slower one is dropped.
   const generation = ++renders;
+  shown = location.pathname + location.search;
   app.setAttribute('aria-busy', 'true');
   let content;
   try {
@@ -137,5 +140,8 @@ document.addEventListener('click', (event) => {
   event.preventDefault();
   navigate(url.pathname + url.search);
 });
-window.addEventListener('popstate', render);
+// A fragment link (the skip link) also fires popstate; only a new address redraws the page.
+window.addEventListener('popstate', () => {
+  if (location.pathname + location.search !== shown) render();
+});
 render();

@@ -94,6 +94,7 @@ test('an Owner invites a Viewer, who sees read-only pages', async () => {
   // The Viewer may hold a personal key, never a team key.
   await viewer.getByRole('button', { name: 'New API Key' }).click();
   const form = viewer.getByRole('dialog', { name: 'New API Key' });
+  await form.getByLabel('Name').waitFor();
   assert.equal(await form.getByRole('radio').count(), 0);
   await form.getByLabel('Name').fill('viewer-laptop');
   await form.getByRole('button', { name: 'Generate' }).click();

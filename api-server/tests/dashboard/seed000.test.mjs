@@ -164,6 +164,7 @@ test('a bad expiration date is refused with the reason, and nothing is created',
   assert.equal(await form.getByLabel('Expiration date (optional)').getAttribute('aria-invalid'), 'true');
   await form.getByRole('button', { name: 'Cancel' }).click();
   await page.reload();
+  await page.locator('main .list').locator('table, .empty').waitFor();
   assert.equal(await page.getByRole('row', { name: /too-late/ }).count(), 0);
   assertNoPageErrors(page);
   await page.context().close();

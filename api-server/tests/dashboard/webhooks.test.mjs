@@ -77,6 +77,10 @@ test('create a webhook, watch its delivery, redeliver, edit, rotate the secret, 
   // The delivery log shows it delivered; Redeliver sends the same event again.
   await until('the log to show the delivery', async () => {
     await page.reload();
+    // The page draws after its API calls; wait for the log (or its empty text) to be drawn.
+    await page.getByRole('heading', { name: 'Deliveries' }).waitFor();
+    await page.locator('section').filter({ has: page.getByRole('heading', { name: 'Deliveries' }) })
+      .locator('table, .empty').waitFor();
     return (await page.getByRole('table', { name: 'Deliveries' }).getByText('delivered').count()) > 0;
   });
   await screenshot(page, 'webhook-detail');
