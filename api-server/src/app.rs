@@ -4,6 +4,7 @@
 use crate::delivery::{DeliverySettings, Worker};
 use crate::http_server;
 use crate::metrics::Metrics;
+use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::route_table::RouteTable;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
@@ -24,6 +25,13 @@ pub enum SignupPolicy {
     Disabled,
 }
 
+/// Generous enough for a service verifying every request it serves, small enough that one
+/// runaway client cannot starve the others.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 1000.0,
+    burst: 2000.0,
+};
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -35,6 +43,8 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Always mark the session cookie `Secure` (it is anyway behind an HTTPS proxy).
     pub secure_cookies: bool,
+    /// Requests each credential may make; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
     /// How often expiry, retention and clean-up jobs run.
     pub sweep_interval: Duration,
     pub delivery: DeliverySettings,
@@ -52,6 +62,7 @@ impl Settings {
             signup: SignupPolicy::Open,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
             sweep_interval: Duration::from_secs(30),
             delivery: DeliverySettings::default(),
         }
@@ -68,6 +79,7 @@ pub struct AppState {
     pub signup: SignupPolicy,
     pub session_ttl: jiff::SignedDuration,
     pub secure_cookies: bool,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 pub struct Application {
@@ -95,6 +107,7 @@ impl Application {
                 session_ttl: jiff::SignedDuration::try_from(settings.session_ttl)
                     .map_err(|err| anyhow::anyhow!("session lifetime out of range: {err}"))?,
                 secure_cookies: settings.secure_cookies,
+                rate_limiter: Arc::new(RateLimiter::new(settings.rate_limit)),
             },
             usage_flush_interval: settings.usage_flush_interval,
             sweep_interval: settings.sweep_interval,

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// is `Secure` when a TLS proxy in front says `X-Forwarded-Proto: https`.
     #[arg(long, env = "TOOKEN_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Requests per second each API key, token or session may make (429 beyond); 0 for no limit.
+    #[arg(long, env = "TOOKEN_RATE_LIMIT_PER_SECOND", default_value_t = 1000)]
+    pub rate_limit_per_second: u32,
+    /// Requests a credential may make at once before the per-second rate applies.
+    #[arg(long, env = "TOOKEN_RATE_LIMIT_BURST", default_value_t = 2000)]
+    pub rate_limit_burst: u32,
     /// How often the expiry sweep and retention jobs run, in milliseconds.
     #[arg(long, env = "TOOKEN_SWEEP_INTERVAL_MS", default_value_t = 30_000)]
     pub sweep_interval_ms: u64,

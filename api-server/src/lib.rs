@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod outbox;
 pub mod pagination;
 pub mod passwords;
+pub mod rate_limit;
 pub mod route_table;
 pub mod routes;
 pub mod store;

@@ -5,6 +5,7 @@ use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key, ensure_webhook};
 use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
 use tooken_api_server::delivery::DeliverySettings;
+use tooken_api_server::rate_limit::RateLimit;
 use tooken_api_server::store::Store;
 use tooken_api_server::{install_crypto_provider, telemetry};
 use tooken_contract::Secret;
@@ -44,6 +45,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signup: args.signup,
         session_ttl: Duration::from_secs(args.session_ttl_hours.max(1) * 3600),
         secure_cookies: args.secure_cookies,
+        rate_limit: (args.rate_limit_per_second > 0).then(|| RateLimit {
+            per_second: f64::from(args.rate_limit_per_second),
+            burst: f64::from(args.rate_limit_burst.max(1)),
+        }),
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
         delivery: DeliverySettings {
             retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),

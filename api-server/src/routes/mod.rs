@@ -74,9 +74,11 @@ pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
                         slug: workspace_slug(path.as_str()),
                         request_id,
                     };
-                    auth::authenticate(&state.store, &state.usage, facts)
+                    let principal = auth::authenticate(&state.store, &state.usage, facts)
                         .await
-                        .map_err(warp::reject::custom)
+                        .map_err(warp::reject::custom)?;
+                    within_rate_limit(&state, principal.credential_id())?;
+                    Ok::<_, Rejection>(principal)
                 }
             },
         )
@@ -95,12 +97,27 @@ pub fn signed_in(state: AppState) -> BoxedFilter<(auth::UserSession,)> {
         .and_then(move |presented: auth::Presented, request_id| {
             let state = state.clone();
             async move {
-                auth::authenticate_user(&state.store, &presented, request_id)
+                let user = auth::authenticate_user(&state.store, &presented, request_id)
                     .await
-                    .map_err(warp::reject::custom)
+                    .map_err(warp::reject::custom)?;
+                within_rate_limit(&state, &user.session_id)?;
+                Ok::<_, Rejection>(user)
             }
         })
         .boxed()
+}
+
+/// Spends one request of the credential's allowance, or refuses with 429 and `Retry-After`.
+fn within_rate_limit(state: &AppState, credential_id: &str) -> Result<(), Rejection> {
+    state
+        .rate_limiter
+        .check(credential_id, std::time::Instant::now())
+        .map_err(|wait| {
+            warp::reject::custom(ApiError::RateLimited {
+                message: "too many requests with this credential; slow down and retry".into(),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        })
 }
 
 /// The credential as the request presents it: bearer header or session cookie, and the

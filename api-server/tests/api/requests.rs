@@ -148,3 +148,48 @@ async fn unknown_routes_and_methods(app: TestApp) {
         .unwrap();
     expect_error(response, 405, "method_not_allowed").await;
 }
+
+/// SPEC §3: each credential has its own allowance; beyond it, 429 with `Retry-After`, and a
+/// refused request changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_credential_is_rate_limited_with_retry_after() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |settings| {
+        settings.rate_limit = Some(tooken_api_server::rate_limit::RateLimit {
+            per_second: 2.0,
+            burst: 3.0,
+        })
+    })
+    .await
+    .expect("SQLite is always available");
+    // The team key spends one request creating the token.
+    let (_, token) = app.token("reader", json!(["tokens:read"])).await;
+    let list = |credential: &str| app.authed(Method::GET, "/v1/tokens", credential).send();
+    for _ in 0..3 {
+        assert_eq!(list(&token).await.unwrap().status(), 200);
+    }
+    let refused = list(&token).await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1");
+    expect_error(refused, 429, "rate_limited").await;
+
+    // The team key has its own bucket: two requests left, then a refused create adds nothing.
+    assert_eq!(list(&app.api_key).await.unwrap().status(), 200);
+    let create = || {
+        app.authed(Method::POST, "/v1/tokens", &app.api_key)
+            .json(&json!({"name": "burst", "scopes": ["tokens:read"]}))
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 201);
+    expect_error(create().await.unwrap(), 429, "rate_limited").await;
+
+    // After the wait it names, the credential works again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let body = crate::helpers::expect_json(list(&app.api_key).await.unwrap(), 200).await;
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["burst", "reader"]);
+    assert_eq!(list(&token).await.unwrap().status(), 200);
+}
