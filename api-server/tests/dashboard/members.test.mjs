@@ -13,10 +13,11 @@ const HOSTILE = '<img src=x onerror="window.__pwned=1">';
 
 let server;
 let browser;
+let owner;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  const owner = await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
+  owner = await createOwner(server.url, 'owner@example.com', PASSWORD, 'Production');
   const token = await api(server.url, 'POST', '/v1/workspaces/production/tokens',
     { bearer: owner, body: { name: HOSTILE, scopes: ['tokens:read'] } });
   assert.equal(token.status, 201);
@@ -27,34 +28,32 @@ after(async () => {
 });
 
 test('an Owner invites a Viewer, who sees read-only pages', async () => {
-  const owner = await newPage(browser);
-  await signIn(owner, server.url, 'owner@example.com', PASSWORD);
-  await owner.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
-  await owner.getByRole('navigation', { name: 'Settings' }).getByRole('link', { name: 'Members' }).click();
-  await owner.waitForURL(`${server.url}/w/production/settings/members`);
+  const ownerPage = await newPage(browser);
+  await signIn(ownerPage, server.url, 'owner@example.com', PASSWORD);
+  await ownerPage.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+  await ownerPage.getByRole('navigation', { name: 'Settings' }).getByRole('link', { name: 'Members' }).click();
+  await ownerPage.waitForURL(`${server.url}/w/production/settings/members`);
 
   // Invite an Admin by mistake, then correct the role and invite the Viewer.
   for (const [email, role] of [['viewer@example.com', 'Admin'], ['temp@example.com', 'Viewer']]) {
-    await owner.getByLabel('Email address').fill(email);
-    await owner.getByLabel('Role', { exact: true }).selectOption({ label: role });
-    await owner.getByRole('button', { name: 'Send invitation' }).click();
-    await owner.getByRole('row', { name: new RegExp(email) }).waitFor();
+    await ownerPage.getByLabel('Email address').fill(email);
+    await ownerPage.getByLabel('Role', { exact: true }).selectOption({ label: role });
+    await ownerPage.getByRole('button', { name: 'Send invitation' }).click();
+    await ownerPage.getByRole('row', { name: new RegExp(email) }).waitFor();
   }
-  await owner.getByLabel('Role of viewer@example.com').selectOption('viewer');
-  await owner.getByRole('status').filter({ hasText: 'viewer@example.com is now viewer.' }).waitFor({ state: 'attached' });
+  await ownerPage.getByLabel('Role of viewer@example.com').selectOption('viewer');
+  await ownerPage.getByRole('status').filter({ hasText: 'viewer@example.com is now viewer.' }).waitFor({ state: 'attached' });
   // Remove the other invitation, after confirming.
-  await owner.getByRole('button', { name: 'Remove temp@example.com' }).click();
-  await owner.getByRole('dialog', { name: 'Remove temp@example.com?' }).getByRole('button', { name: 'Remove member' }).click();
-  await owner.getByRole('row', { name: /temp@example\.com/ }).waitFor({ state: 'detached' });
-  const members = await api(server.url, 'GET', '/v1/workspaces/production/members', {
-    bearer: (await api(server.url, 'POST', '/v1/auth/signin', { body: { email: 'owner@example.com', password: PASSWORD } })).body.token,
-  });
+  await ownerPage.getByRole('button', { name: 'Remove temp@example.com' }).click();
+  await ownerPage.getByRole('dialog', { name: 'Remove temp@example.com?' }).getByRole('button', { name: 'Remove member' }).click();
+  await ownerPage.getByRole('row', { name: /temp@example\.com/ }).waitFor({ state: 'detached' });
+  const members = await api(server.url, 'GET', '/v1/workspaces/production/members', { bearer: owner });
   assert.deepEqual(members.body.data.map((m) => [m.email, m.role, m.status]).sort(), [
     ['owner@example.com', 'owner', 'active'],
     ['viewer@example.com', 'viewer', 'invited'],
   ]);
-  await screenshot(owner, 'settings-members');
-  assertNoPageErrors(owner);
+  await screenshot(ownerPage, 'settings-members');
+  assertNoPageErrors(ownerPage);
 
   // The Viewer signs up with the invited address and accepts.
   const viewer = await newPage(browser);
@@ -109,7 +108,7 @@ test('an Owner invites a Viewer, who sees read-only pages', async () => {
   assert.deepEqual(await strayText(viewer), []);
   assertNoPageErrors(viewer);
   await viewer.context().close();
-  await owner.context().close();
+  await ownerPage.context().close();
 });
 
 test('a person in two workspaces switches between them', async () => {
@@ -124,6 +123,34 @@ test('a person in two workspaces switches between them', async () => {
   await page.getByLabel('Workspace', { exact: true }).selectOption({ label: 'Production' });
   await page.waitForURL(`${server.url}/w/production/tokens`);
   await page.getByRole('row', { name: /img src=x/ }).waitFor();
+  assertNoPageErrors(page);
+  await page.context().close();
+});
+
+test('an Admin manages tokens and reads the audit log, but changes no settings', async () => {
+  const invited = await api(server.url, 'POST', '/v1/workspaces/production/members',
+    { bearer: owner, body: { email: 'admin@example.com', role: 'admin' } });
+  assert.equal(invited.status, 201);
+  const page = await newPage(browser);
+  await signUp(page, server.url, 'admin@example.com', PASSWORD);
+  await page.getByRole('button', { name: 'Join Production' }).click();
+  await page.waitForURL(`${server.url}/w/production/tokens`);
+  await page.getByRole('button', { name: 'New Token' }).waitFor();
+  await page.getByRole('button', { name: /^Revoke / }).first().waitFor();
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Settings: API Keys' }).waitFor();
+  const tabs = page.getByRole('navigation', { name: 'Settings' }).getByRole('link');
+  assert.deepEqual(await tabs.allTextContents(), ['API Keys', 'Audit Log']);
+  await tabs.filter({ hasText: 'Audit Log' }).click();
+  await page.getByRole('table', { name: 'Audit log' }).getByText('member.joined').first().waitFor();
+  for (const tab of ['general', 'members']) {
+    await page.goto(`${server.url}/w/production/settings/${tab}`);
+    await page.waitForURL(`${server.url}/w/production/settings/api-keys`);
+  }
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'New webhook' }).count(), 0);
   assertNoPageErrors(page);
   await page.context().close();
 });
