@@ -42,8 +42,11 @@ pub struct WebhookArgs {
     /// Largest accepted webhook body, in bytes.
     #[arg(long, env = "TOOKEN_SIDECAR_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: u64,
-    /// How far an event's `created_at` may be from now (e.g. `5m`, `90s`).
-    #[arg(long, env = "TOOKEN_SIDECAR_TOLERANCE", default_value = "5m", value_parser = parse_duration)]
+    /// How far an event's `created_at` may be from now (e.g. `72h`, `5m`). The default outlasts
+    /// Tooken's retries (up to about 56 h), so a rotation delivered after an outage still
+    /// restarts its workloads; replays cannot restart twice, as each workload records the
+    /// rotation it was restarted for.
+    #[arg(long, env = "TOOKEN_SIDECAR_TOLERANCE", default_value = DEFAULT_TOLERANCE, value_parser = parse_duration)]
     pub tolerance: Duration,
     /// How many handled event ids are remembered to reject repeats.
     #[arg(long, env = "TOOKEN_SIDECAR_REPLAY_CAPACITY", default_value_t = 10_000)]
@@ -134,6 +137,9 @@ impl VolumeArgs {
 }
 
 /// `5m`, `90s`, `500ms`, `1h 30m` or ISO 8601 (`PT5M`).
+/// The default webhook tolerance: longer than Tooken's retries of one delivery.
+pub const DEFAULT_TOLERANCE: &str = "72h";
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: jiff::SignedDuration = text
         .parse()
@@ -188,7 +194,7 @@ mod tests {
             args.webhook.required_secrets().unwrap(),
             vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
         );
-        assert_eq!(args.webhook.tolerance, Duration::from_secs(300));
+        assert_eq!(args.webhook.tolerance, Duration::from_secs(72 * 3600));
         assert_eq!(args.coalesce_window, Duration::from_secs(2));
     }
 

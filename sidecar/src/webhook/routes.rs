@@ -163,16 +163,19 @@ mod tests {
     }
 
     fn state(result: Result<Handled, HandleError>) -> (Arc<WebhookState>, Arc<Recorder>) {
+        state_with(result, Duration::from_secs(300))
+    }
+
+    fn state_with(
+        result: Result<Handled, HandleError>,
+        tolerance: Duration,
+    ) -> (Arc<WebhookState>, Arc<Recorder>) {
         let recorder = Arc::new(Recorder {
             seen: Mutex::new(Vec::new()),
             result,
         });
         let state = Arc::new(WebhookState {
-            verifier: Verifier::new(
-                vec![b"old".to_vec(), b"new".to_vec()],
-                Duration::from_secs(300),
-                100,
-            ),
+            verifier: Verifier::new(vec![b"old".to_vec(), b"new".to_vec()], tolerance, 100),
             handler: recorder.clone(),
             metrics: Arc::new(Metrics::default()),
             body_limit: 1024,
@@ -226,6 +229,31 @@ mod tests {
         assert_eq!(*recorder.seen.lock().unwrap(), vec![("tok1".to_owned(), 3)]);
         assert_eq!(rejected(&state, "replayed"), 1);
         assert_eq!(state.metrics.webhooks_received.get(), 2);
+    }
+
+    /// Tooken retries a delivery for up to about 56 hours. With the default tolerance, a
+    /// rotation that reaches the sidecar a day late (say, after the sidecar was down) still
+    /// restarts its workloads, and is still handled only once.
+    #[tokio::test]
+    async fn with_the_default_tolerance_a_rotation_delivered_a_day_late_is_handled_once() {
+        let tolerance = crate::config::parse_duration(crate::config::DEFAULT_TOLERANCE).unwrap();
+        let (state, recorder) = state_with(ok(), tolerance);
+        let a_day_ago = (now() - jiff::SignedDuration::from_hours(24)).to_string();
+        let body = event("late", "token.rotated", &a_day_ago);
+        assert_eq!(post(&state, &body, b"new").await.0, 200);
+        assert_eq!(post(&state, &body, b"new").await.0, 200);
+        assert_eq!(*recorder.seen.lock().unwrap(), vec![("tok1".to_owned(), 3)]);
+        let a_week_ago = (now() - jiff::SignedDuration::from_hours(7 * 24)).to_string();
+        let (status, _) = post(
+            &state,
+            &event("ancient", "token.rotated", &a_week_ago),
+            b"new",
+        )
+        .await;
+        assert_eq!(
+            status, 422,
+            "beyond the tolerance, events are still refused as stale"
+        );
     }
 
     #[tokio::test]
