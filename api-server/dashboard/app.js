@@ -9,7 +9,7 @@ import { tokensPage } from './tokens.js';
 import { settingsPage } from './settings.js';
 import { webhooksPage, webhookPage } from './webhooks.js';
 
-export const catalog = JSON.parse(document.getElementById('catalog').textContent);
+const catalog = JSON.parse(document.getElementById('catalog').textContent);
 
 const app = document.getElementById('app');
 let me = null;
@@ -42,7 +42,7 @@ export async function signOut() {
 whenSignedOut(() => {
   if (me) {
     me = null;
-    navigate(`/sign-in?next=${encodeURIComponent(location.pathname)}`, { replace: true });
+    navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
   }
 });
 

@@ -14,7 +14,7 @@ export function h(tag, props, ...children) {
   return el;
 }
 
-export function append(el, children) {
+function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
@@ -50,7 +50,7 @@ export function announce(message) {
 }
 
 /** The message box above a form; `field` errors also mark their control invalid. */
-export function showError(form, err) {
+function showError(form, err) {
   const box = form.querySelector('.form-error');
   box.textContent = err.message;
   box.hidden = false;

@@ -69,13 +69,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let key = Secret::parse(text.trim()).map_err(|err| {
             anyhow::anyhow!("TOOKEN_BOOTSTRAP_API_KEY_FILE does not hold an API key: {err}")
         })?;
-        let owner = match &args.bootstrap_owner_email {
-            Some(email) => Some(
-                tooken_api_server::validate::email("email", email)
-                    .map_err(|err| anyhow::anyhow!("TOOKEN_BOOTSTRAP_OWNER_EMAIL: {err}"))?,
-            ),
-            None => None,
-        };
+        let owner = args
+            .bootstrap_owner_email
+            .as_deref()
+            .map(|email| tooken_api_server::validate::email("email", email))
+            .transpose()
+            .map_err(|err| anyhow::anyhow!("TOOKEN_BOOTSTRAP_OWNER_EMAIL: {err}"))?;
         let owner = owner.as_deref();
         if ensure_api_key(&app.state().store, &args.bootstrap_workspace, key, owner).await? {
             tracing::info!(workspace = %args.bootstrap_workspace, "installed the bootstrap API key");

@@ -18,12 +18,20 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Beyond this many buckets, full ones are dropped: they would start full anyway.
+/// Beyond this many buckets, full ones are dropped (they would start full anyway), at most
+/// once per `PRUNE_EVERY`, so a crowd of busy credentials does not make every request scan.
 const PRUNE_ABOVE: usize = 100_000;
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 pub struct RateLimiter {
     limit: Option<RateLimit>,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    by_credential: HashMap<String, Bucket>,
+    pruned_at: Option<Instant>,
 }
 
 impl RateLimiter {
@@ -43,13 +51,26 @@ impl RateLimiter {
             .buckets
             .lock()
             .expect("the rate limiter lock is never poisoned");
-        if buckets.len() > PRUNE_ABOVE {
-            buckets.retain(|_, bucket| refilled(bucket, limit, now) < limit.burst);
+        let Buckets {
+            by_credential,
+            pruned_at,
+        } = &mut *buckets;
+        let prune_due = pruned_at.is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY);
+        if by_credential.len() > PRUNE_ABOVE && prune_due {
+            by_credential.retain(|_, bucket| refilled(bucket, limit, now) < limit.burst);
+            *pruned_at = Some(now);
         }
-        let bucket = buckets.entry(credential.to_owned()).or_insert(Bucket {
-            tokens: limit.burst,
-            updated: now,
-        });
+        // Look up before inserting: the common case allocates no key.
+        if !by_credential.contains_key(credential) {
+            let full = Bucket {
+                tokens: limit.burst,
+                updated: now,
+            };
+            by_credential.insert(credential.to_owned(), full);
+        }
+        let bucket = by_credential
+            .get_mut(credential)
+            .expect("inserted above when missing");
         bucket.tokens = refilled(bucket, limit, now);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
@@ -95,6 +116,27 @@ mod tests {
             assert_eq!(limiter.check("key", much_later), Ok(()));
         }
         assert!(limiter.check("key", much_later).is_err());
+    }
+
+    #[test]
+    fn idle_buckets_are_dropped_once_there_are_many_at_most_every_ten_seconds() {
+        let limiter = limiter(1.0, 2.0);
+        let start = Instant::now();
+        for i in 0..=PRUNE_ABOVE {
+            limiter.check(&format!("c{i}"), start).unwrap();
+        }
+        let tracked = |limiter: &RateLimiter| limiter.buckets.lock().unwrap().by_credential.len();
+        // All are still refilling: nothing can go.
+        limiter.check("busy", start).unwrap();
+        assert_eq!(tracked(&limiter), PRUNE_ABOVE + 2);
+        // Within ten seconds of that attempt no scan runs, even though all are full by now.
+        let soon = start + Duration::from_secs(5);
+        limiter.check("busy", soon).unwrap();
+        assert_eq!(tracked(&limiter), PRUNE_ABOVE + 2);
+        // Later the full ones go; only the bucket just spent remains.
+        let later = start + PRUNE_EVERY;
+        limiter.check("busy", later).unwrap();
+        assert_eq!(tracked(&limiter), 1);
     }
 
     #[test]

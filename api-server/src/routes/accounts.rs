@@ -147,9 +147,7 @@ pub async fn sign_up(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: SignUpRequest = parse_json(&body)?;
-    if request.cookie {
-        cookie.require_same_site()?;
-    }
+    let cookie = cookie.if_requested(request.cookie)?;
     let email = validate::email("email", &request.email)?;
     passwords::validate(&request.password)?;
     if state.signup == SignupPolicy::Disabled {
@@ -188,7 +186,6 @@ pub async fn sign_up(
     let session = start_session(&state, &mut tx, &user).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "account created");
-    let cookie = request.cookie.then_some(&cookie);
     Ok(session_response(
         &state,
         StatusCode::CREATED,
@@ -239,9 +236,7 @@ pub async fn sign_in(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: SignInRequest = parse_json(&body)?;
-    if request.cookie {
-        cookie.require_same_site()?;
-    }
+    let cookie = cookie.if_requested(request.cookie)?;
     let email = request.email.trim().to_lowercase();
     let email_key = format!("email:{email}");
     let mut keys = vec![(email_key.clone(), MAX_FAILURES_PER_EMAIL)];
@@ -277,7 +272,6 @@ pub async fn sign_in(
     signin_failures::clear(&mut tx, &email_key).await?;
     let session = start_session(&state, &mut tx, &user).await?;
     tx.commit_keeping_cache().await?;
-    let cookie = request.cookie.then_some(&cookie);
     Ok(session_response(&state, StatusCode::OK, session, cookie))
 }
 

@@ -17,12 +17,16 @@ pub struct CookieContext {
 }
 
 impl CookieContext {
-    /// A page on another site must not sign a browser in (login CSRF).
-    pub fn require_same_site(&self) -> Result<(), ApiError> {
+    /// The context when the request asked for a cookie session. A page on another site
+    /// must not sign a browser in (login CSRF), so such a request is refused.
+    pub fn if_requested(&self, requested: bool) -> Result<Option<&CookieContext>, ApiError> {
+        if !requested {
+            return Ok(None);
+        }
         if auth::is_cross_site(self.fetch_site.as_deref()) {
             return Err(ApiError::CsrfRejected);
         }
-        Ok(())
+        Ok(Some(self))
     }
 
     /// Sets the session cookie, living as long as the session.
@@ -95,14 +99,18 @@ mod tests {
             cookies(&tls, false),
             "tooken_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict; Secure"
         );
-        assert!(tls.require_same_site().is_ok());
+        assert!(tls.if_requested(true).unwrap().is_some());
         let foreign = CookieContext {
             secure: false,
             fetch_site: Some("cross-site".into()),
         };
         assert!(matches!(
-            foreign.require_same_site(),
+            foreign.if_requested(true),
             Err(ApiError::CsrfRejected)
         ));
+        assert!(
+            foreign.if_requested(false).unwrap().is_none(),
+            "bearer sign-ins are unaffected"
+        );
     }
 }
