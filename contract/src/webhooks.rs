@@ -60,12 +60,14 @@ pub struct UpdateWebhookRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub url: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub event_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -75,6 +77,7 @@ pub struct UpdateWebhookRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 

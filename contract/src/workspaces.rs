@@ -21,6 +21,12 @@ pub struct Workspace {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
+    /// 1–128 characters, without control characters; surrounding whitespace is trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Derived from the name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,18 +42,27 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    /// 1–128 characters, without control characters; surrounding whitespace is trimmed.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub slug: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub timezone: Option<String>,
     /// 1–365, or `null` for tokens that never expire by default.
     #[serde(
@@ -63,5 +78,6 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub audit_retention_days: Option<i64>,
 }
