@@ -1,6 +1,8 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
 use crate::routes::{accounts, api_keys, audit_logs, members, tokens, webhooks, workspaces};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -88,6 +90,9 @@ impl Modify for CommonResponses {
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {
+                if let Some(RefOr::T(body)) = &mut operation.request_body {
+                    never_null(body);
+                }
                 let has_body = operation.request_body.is_some();
                 let has_inputs = operation
                     .parameters
@@ -128,6 +133,24 @@ impl Modify for CommonResponses {
                     "503",
                     "`unavailable`: the database cannot be reached; nothing was written",
                 );
+            }
+        }
+    }
+}
+
+/// An optional body may be absent, but not `null` (the server answers that with 422), so
+/// utoipa's `oneOf: [T, null]` for an `Option<T>` body becomes `T`.
+fn never_null(body: &mut RequestBody) {
+    let is_null = |schema: &RefOr<Schema>| {
+        matches!(schema, RefOr::T(Schema::Object(object))
+            if object.schema_type == SchemaType::Type(Type::Null))
+    };
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+            let mut rest = one_of.items.iter().filter(|item| !is_null(item));
+            if let (Some(only), None) = (rest.next(), rest.next()) {
+                content.schema = Some(only.clone());
             }
         }
     }

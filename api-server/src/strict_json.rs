@@ -1,5 +1,7 @@
 //! JSON parsing that refuses a duplicate key in any object. serde_json keeps the last of two
 //! equal keys, other parsers the first; an ambiguous body is refused rather than guessed at.
+//!
+//! A number with a zero fraction (`3.0`, `1e3`) is an integer, as JSON Schema counts it.
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -61,7 +63,13 @@ impl<'de> Visitor<'de> for UniqueKeys {
         Ok(Value::from(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
+        // Below 2^53 every integer is exact in an f64, so nothing is rounded.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        if v.fract() == 0.0 && v.abs() < EXACT {
+            Ok(Value::from(v as i64))
+        } else {
+            Ok(Value::from(v))
+        }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -99,6 +107,16 @@ mod tests {
             let err = from_slice(text.as_bytes()).unwrap_err();
             assert!(err.to_string().contains("duplicate key `a`"), "{err}");
         }
+    }
+
+    #[test]
+    fn integral_numbers_are_integers() {
+        let value = from_slice(br#"{"a":3178.0,"b":1e3,"c":-2.0,"d":2.5,"e":1e300}"#).unwrap();
+        assert_eq!(value["a"], 3178);
+        assert_eq!(value["b"], 1000);
+        assert_eq!(value["c"], -2);
+        assert_eq!(value["d"], 2.5);
+        assert!(value["e"].is_f64());
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct CreateTokenRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
+    /// At least one.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// RFC 3339. Absent: the workspace default (90 days unless changed). `null`: never expires.
     #[serde(
@@ -70,6 +72,7 @@ pub struct RotateTokenRequest {
     /// How long the previous secret keeps working, in seconds (0–2592000, default 0).
     /// Never beyond the token's `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 2592000)]
     pub grace_period_seconds: Option<u64>,
     /// A new expiry. Absent: unchanged. `null`: never expires. In the past: rejected.
     #[serde(

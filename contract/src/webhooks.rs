@@ -96,6 +96,7 @@ pub struct RotateWebhookSecretRequest {
     /// How long the current secret keeps signing before the new one takes over (0–604800 s,
     /// default 86400). Receivers should accept both secrets during this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 604800)]
     pub grace_period_seconds: Option<u64>,
 }
 

@@ -28,8 +28,9 @@ pub struct CreateWorkspaceRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
-    /// Derived from the name when absent.
+    /// 1–63 lowercase letters, digits and inner hyphens; derived from the name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: Option<String>,
 }
 
@@ -55,7 +56,8 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(nullable = false)]
+    /// 1–63 lowercase letters, digits and inner hyphens.
+    #[schema(nullable = false, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: Option<String>,
     #[serde(
         default,
@@ -70,7 +72,7 @@ pub struct UpdateWorkspaceRequest {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 365)]
     pub default_token_expiry_days: Option<Option<i64>>,
     /// 1–365.
     #[serde(
@@ -78,6 +80,6 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 1, maximum = 365)]
     pub audit_retention_days: Option<i64>,
 }

@@ -159,9 +159,17 @@ async fn slow_headers_are_cut_off(app: TestApp) {
         started.elapsed() >= READ_TIMEOUT,
         "closed before the timeout"
     );
-    // An idle connection that never starts a request is closed the same way.
+    // An idle connection is closed the same way: before its first request, and after one.
     let mut idle = connect(&app).await;
     wait_closed(&mut idle).await;
+    let mut served = connect(&app).await;
+    served
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: tooken\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = Vec::new();
+    assert_eq!(read_response(&mut served, &mut buffer).await.status, 200);
+    wait_closed(&mut served).await;
     assert!(token_names(&app).await.is_empty(), "nothing was written");
 }
 
