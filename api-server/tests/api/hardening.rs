@@ -121,21 +121,18 @@ async fn send_body_late(stream: &mut TcpStream, head: &str, body: &str) -> Vec<u
         Ok(Ok(n)) => early[..n].to_vec(),
         _ => Vec::new(),
     };
+    if !early.is_empty() {
+        // The body follows the answer by a moment, as an upload in flight does; this is the
+        // scenario, not a wait for the server.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // On a connection the server already closed this write can fail; the next read says so.
     let _ = stream.write_all(body.as_bytes()).await;
     early
 }
 
 async fn token_names(app: &TestApp) -> Vec<String> {
-    let body = expect_json(
-        app.authed(Method::GET, "/v1/tokens", &app.api_key)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    body["data"]
+    app.get_json("/v1/tokens").await["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -333,14 +330,7 @@ async fn duplicate_json_keys_are_refused(app: TestApp) {
         .await
         .unwrap();
     expect_error(response, 400, "invalid_json").await;
-    let after = expect_json(
-        app.authed(Method::GET, &format!("/v1/webhooks/{hook}"), &app.api_key)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let after = app.get_json(&format!("/v1/webhooks/{hook}")).await;
     assert_eq!(after["enabled"], true);
     assert!(token_names(&app).await.is_empty(), "nothing was written");
 }
@@ -391,14 +381,7 @@ async fn expiry_offsets_beyond_rfc_3339_are_refused(app: TestApp) {
         .unwrap();
     let error = expect_error(response, 422, "validation_failed").await;
     assert_eq!(error["field"], "expires_at", "{error}");
-    let token = expect_json(
-        app.authed(Method::GET, &format!("/v1/tokens/{id}"), &app.api_key)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let token = app.get_json(&format!("/v1/tokens/{id}")).await;
     assert_eq!(token["rotation"], 0);
     assert_eq!(token["expires_at"], "2030-01-01T00:01:00Z");
 }

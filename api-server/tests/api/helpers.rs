@@ -203,6 +203,16 @@ impl TestApp {
         self.raw(method, path).bearer_auth(credential)
     }
 
+    /// `GET path` with the team key; asserts 200 and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .authed(Method::GET, path, &self.api_key)
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, 200).await
+    }
+
     /// Creates a token with the team key and returns (id, secret).
     pub async fn token(&self, name: &str, scopes: Value) -> (String, String) {
         let response = self

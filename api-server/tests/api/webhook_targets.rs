@@ -35,15 +35,10 @@ crate::on_both_backends_with!(super::localhost_allowed_by_name =>
 );
 
 async fn webhooks(app: &TestApp) -> Vec<Value> {
-    let body = expect_json(
-        app.authed(Method::GET, "/v1/webhooks", &app.api_key)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    body["data"].as_array().unwrap().clone()
+    app.get_json("/v1/webhooks").await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 async fn internal_urls_are_refused_when_saved(app: TestApp) {
@@ -96,16 +91,9 @@ async fn internal_urls_are_refused_when_saved(app: TestApp) {
 async fn attempted_delivery(app: &TestApp, hook: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let response = app
-            .authed(
-                Method::GET,
-                &format!("/v1/webhooks/{hook}/deliveries"),
-                &app.api_key,
-            )
-            .send()
-            .await
-            .unwrap();
-        let log = expect_json(response, 200).await;
+        let log = app
+            .get_json(&format!("/v1/webhooks/{hook}/deliveries"))
+            .await;
         if let Some(delivery) = log["data"].as_array().unwrap().first()
             && delivery["attempts"].as_i64().unwrap() >= 1
         {
@@ -139,17 +127,11 @@ async fn deliveries_to_names_resolving_inside_are_refused_unsent(app: TestApp) {
             .await
             .expect("endpoint installed");
     }
+    // A rotation is the event the installed endpoints subscribe to.
     let (id, _) = app.token("rotated", json!(["tokens:read"])).await;
-    let response = app
-        .authed(
-            Method::POST,
-            &format!("/v1/tokens/{id}/rotate"),
-            &app.api_key,
-        )
-        .send()
-        .await
-        .unwrap();
-    expect_json(response, 200).await;
+    let rotate = format!("/v1/tokens/{id}/rotate");
+    let rotated = app.authed(Method::POST, &rotate, &app.api_key).send();
+    expect_json(rotated.await.unwrap(), 200).await;
     for (url, needle) in [
         (
             &by_name,
