@@ -32,7 +32,9 @@ run_against() {
     postgres)
       : "${TOOKEN_TEST_POSTGRES_URL:?TOOKEN_TEST_POSTGRES_URL names the PostgreSQL server}"
       local name="tooken_schemathesis_$$"
-      psql -q "$TOOKEN_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
+      PGOPTIONS='-c client_min_messages=warning' psql -q "$TOOKEN_TEST_POSTGRES_URL" \
+        -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
+      DROP_DATABASE=$name
       database="${TOOKEN_TEST_POSTGRES_URL%/*}/$name"
       ;;
     *) echo "unknown backend $backend" >&2; return 2 ;;
@@ -62,6 +64,10 @@ run_against() {
   kill "$PID"
   wait "$PID" 2>/dev/null || true
   unset PID
+  if [ -n "${DROP_DATABASE:-}" ]; then
+    psql -q "$TOOKEN_TEST_POSTGRES_URL" -c "DROP DATABASE $DROP_DATABASE"
+    unset DROP_DATABASE
+  fi
   return "$status"
 }
 
