@@ -143,8 +143,10 @@ async fn token_names(app: &TestApp) -> Vec<String> {
 // --- 1. read timeouts ---
 
 async fn slow_headers_are_cut_off(app: TestApp) {
-    let mut stream = connect(&app).await;
+    // Before connecting: the server's clock starts when it accepts, which may be before
+    // connect() returns on a loaded machine.
     let started = tokio::time::Instant::now();
+    let mut stream = connect(&app).await;
     // The request line and one header, and then nothing: the rest of the headers never come.
     let partial = format!(
         "POST /v1/tokens HTTP/1.1\r\nauthorization: Bearer {}\r\n",
