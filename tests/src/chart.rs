@@ -59,14 +59,50 @@ pub struct Release {
     pub name: String,
     pub namespace: String,
     kubeconfig: PathBuf,
+    chart: PathBuf,
+}
+
+/// The chart to install on this cluster. A control plane built without version stamping
+/// reports `gitVersion: v0.0.0-master`, which no `kubeVersion` constraint accepts; there the
+/// constraint (`>=1.28`) is checked against the server's major and minor version instead, and
+/// a copy of the chart without it is installed. Everything else is the chart as committed.
+async fn chart_for(client: &kube::Client) -> PathBuf {
+    let version = client.apiserver_version().await.expect("server version");
+    if !version.git_version.starts_with("v0.0.0") {
+        return PathBuf::from(CHART);
+    }
+    let minor: u32 = version.minor.trim_end_matches('+').parse().expect("minor version");
+    assert!(
+        version.major == "1" && minor >= 28,
+        "the chart needs Kubernetes >= 1.28: {version:?}"
+    );
+    let copy = std::env::temp_dir().join(unique_namespace("tooken-chart"));
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(CHART)
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copy the chart");
+    let manifest = copy.join("Chart.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\nkubeVersion: \">=1.28.0-0\"\n"), "{text}");
+    let text: String = text
+        .lines()
+        .filter(|line| !line.starts_with("kubeVersion:"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&manifest, text).unwrap();
+    copy
 }
 
 impl Release {
-    pub fn new(kubeconfig: &Path, namespace: &str) -> Self {
+    pub async fn new(client: &kube::Client, kubeconfig: &Path, namespace: &str) -> Self {
         Release {
             name: unique_namespace("tk"),
             namespace: namespace.to_owned(),
             kubeconfig: kubeconfig.to_owned(),
+            chart: chart_for(client).await,
         }
     }
 
@@ -80,7 +116,7 @@ impl Release {
         let mut args = vec![
             "install",
             &self.name,
-            CHART,
+            self.chart.to_str().expect("UTF-8 path"),
             "--namespace",
             &self.namespace,
             "--wait",
@@ -96,7 +132,7 @@ impl Release {
         let mut args = vec![
             "upgrade",
             &self.name,
-            CHART,
+            self.chart.to_str().expect("UTF-8 path"),
             "--namespace",
             &self.namespace,
             "--wait",
@@ -361,8 +397,18 @@ impl Drop for Kubelet {
 impl Context {
     fn observe(self: &Arc<Self>, pod: Pod) {
         let uid = pod.uid().unwrap_or_default();
-        if pod.metadata.deletion_timestamp.is_some() {
-            return self.stop(&pod);
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        if deleting {
+            self.stop(&pod);
+        }
+        // A Job's pod may be deleted (kwok completed it) before it is seen here: it still runs.
+        let runs_to_completion = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .is_some_and(|policy| policy != "Always");
+        if deleting && !runs_to_completion {
+            return;
         }
         let scheduled = pod
             .spec
@@ -525,9 +571,7 @@ impl Context {
                     value = format!("127.0.0.1:{local}");
                 }
             }
-            for (mount, local) in &mounts {
-                value = value.replace(mount.as_str(), &local.display().to_string());
-            }
+            value = under_mounts(&value, &mounts);
             self.rewrite_services(&value)
         };
         let mut command = if workspace_binary {
@@ -723,4 +767,22 @@ impl Context {
         }
         Err(format!("Secret {name} never appeared"))
     }
+}
+
+/// A path under a mount (`/data/tooken.db`, or in a URL `sqlite:///data/tooken.db`) to the
+/// local directory standing in for it.
+fn under_mounts(value: &str, mounts: &[(String, PathBuf)]) -> String {
+    for (mount, local) in mounts {
+        let local = local.display().to_string();
+        let (scheme, path) = match value.find(":///") {
+            Some(at) => value.split_at(at + 3),
+            None => ("", value),
+        };
+        if let Some(rest) = path.strip_prefix(mount.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("{scheme}{local}{rest}");
+        }
+    }
+    value.to_owned()
 }

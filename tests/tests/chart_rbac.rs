@@ -96,7 +96,7 @@ async fn cluster_wide(client: &kube::Client, kubeconfig: &Path, base_url: &str, 
     let home = temp_namespace(client, "tooken-rbac").await;
     let apps = temp_namespace(client, "tooken-rbac-apps").await;
     let web = temp_namespace(client, "tooken-rbac-web").await;
-    let release = Release::new(kubeconfig, &home.name);
+    let release = Release::new(client, kubeconfig, &home.name).await;
     let full = release.fullname();
     let _volume = reserve_volume(client, &home.name, &format!("{full}-api-data")).await;
     release.install(&[]).await;
@@ -311,7 +311,7 @@ async fn namespace_scoped(client: &kube::Client, kubeconfig: &Path, base_url: &s
     let home = temp_namespace(client, "tooken-rbac-ns").await;
     let watched = temp_namespace(client, "tooken-rbac-watched").await;
     let other = temp_namespace(client, "tooken-rbac-other").await;
-    let release = Release::new(kubeconfig, &home.name);
+    let release = Release::new(client, kubeconfig, &home.name).await;
     let full = release.fullname();
     let _volume = reserve_volume(client, &home.name, &format!("{full}-api-data")).await;
     release

@@ -89,7 +89,7 @@ async fn helm_install_test_upgrade_uninstall() {
     let client = client(&kubeconfig).await.expect("connect to the cluster");
     let namespace = temp_namespace(&client, "tooken-helm").await;
     let ns = namespace.name.clone();
-    let release = Release::new(&kubeconfig, &ns);
+    let release = Release::new(&client, &kubeconfig, &ns).await;
     let full = release.fullname();
     let _volume = reserve_volume(&client, &ns, &format!("{full}-api-data")).await;
     let kubelet = Kubelet::start(&client, &kubeconfig, &ns);
