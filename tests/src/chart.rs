@@ -32,12 +32,31 @@ pub fn helm(kubeconfig: &Path, args: &[&str]) -> String {
         .output()
         .unwrap_or_else(|err| panic!("run helm: {err}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "helm {} failed: {}\n{stdout}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if !output.status.success() {
+        // What helm was waiting for, to tell a slow cluster from a broken chart.
+        let namespace = args
+            .iter()
+            .position(|a| *a == "--namespace")
+            .and_then(|i| args.get(i + 1))
+            .unwrap_or(&"default");
+        let state = Command::new(crate::cluster_tool("kubectl"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args([
+                "get",
+                "pods,jobs,deployments,pvc,events",
+                "--namespace",
+                namespace,
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!(
+            "helm {} failed: {}\n{stdout}\nnamespace {namespace}:\n{state}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     stdout
 }
 
@@ -71,7 +90,11 @@ async fn chart_for(client: &kube::Client) -> PathBuf {
     if !version.git_version.starts_with("v0.0.0") {
         return PathBuf::from(CHART);
     }
-    let minor: u32 = version.minor.trim_end_matches('+').parse().expect("minor version");
+    let minor: u32 = version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("minor version");
     assert!(
         version.major == "1" && minor >= 28,
         "the chart needs Kubernetes >= 1.28: {version:?}"
