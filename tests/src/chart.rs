@@ -342,6 +342,8 @@ struct State {
 }
 
 struct Context {
+    /// Run containers (false: only keep pod readiness, see [`Kubelet::readiness_only`]).
+    run: bool,
     client: kube::Client,
     admin: PathBuf,
     namespace: String,
@@ -352,10 +354,22 @@ struct Context {
 impl Kubelet {
     /// Starts running the pods of `namespace`, authenticating TokenRequests with `admin`.
     pub fn start(client: &kube::Client, admin: &Path, namespace: &str) -> Self {
+        Self::new(client, admin, namespace, true)
+    }
+
+    /// Only the kubelet's pod readiness, no containers: when kwok's node misses a heartbeat,
+    /// the node controller marks its pods not Ready, and kwok never marks them Ready again
+    /// (a kubelet would, once the node is back). For tests that run the programs themselves.
+    pub fn readiness_only(client: &kube::Client, admin: &Path, namespace: &str) -> Self {
+        Self::new(client, admin, namespace, false)
+    }
+
+    fn new(client: &kube::Client, admin: &Path, namespace: &str, run: bool) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let root = std::env::temp_dir().join(unique_namespace("tooken-kubelet"));
         std::fs::create_dir_all(&root).unwrap();
         let ctx = Arc::new(Context {
+            run,
             client: client.clone(),
             admin: admin.to_owned(),
             namespace: namespace.to_owned(),
@@ -433,16 +447,37 @@ impl Context {
         if deleting && !runs_to_completion {
             return;
         }
+        if !deleting && needs_ready_again(&pod) {
+            let ctx = self.clone();
+            let name = pod.name_any();
+            tokio::spawn(async move { ctx.ready_again(&name).await });
+        }
         let scheduled = pod
             .spec
             .as_ref()
             .and_then(|s| s.node_name.as_ref())
             .is_some();
-        if !scheduled || !self.state.lock().unwrap().started.insert(uid) {
+        if !self.run || !scheduled || !self.state.lock().unwrap().started.insert(uid) {
             return;
         }
         let ctx = self.clone();
         tokio::spawn(async move { ctx.run_pod(pod).await });
+    }
+
+    /// What the kubelet reports once its node is back: the running pod is Ready again.
+    async fn ready_again(&self, pod: &str) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+        let condition =
+            |kind: &str| json!({"type": kind, "status": "True", "lastTransitionTime": now});
+        let patch =
+            json!({"status": {"conditions": [condition("Ready"), condition("ContainersReady")]}});
+        if let Err(err) = pods
+            .patch_status(pod, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            eprintln!("kubelet stand-in: cannot mark {pod} Ready again: {err}");
+        }
     }
 
     fn stop(&self, pod: &Pod) {
@@ -808,4 +843,19 @@ fn under_mounts(value: &str, mounts: &[(String, PathBuf)]) -> String {
         }
     }
     value.to_owned()
+}
+
+/// A Running pod that kwok once made Ready, now not Ready (the node controller's doing).
+fn needs_ready_again(pod: &Pod) -> bool {
+    let Some(status) = &pod.status else {
+        return false;
+    };
+    let was_started = status.container_statuses.iter().flatten().any(|c| c.ready);
+    status.phase.as_deref() == Some("Running")
+        && was_started
+        && status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "False")
 }

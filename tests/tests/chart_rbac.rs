@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
-use tooken_e2e::chart::{Release, reserve_volume, service_account_kubeconfig};
+use tooken_e2e::chart::{Kubelet, Release, reserve_volume, service_account_kubeconfig};
 use tooken_e2e::{
     Running, client, eventually, free_port, install_crd, kubeconfig, ready_token_id, secret_value,
     spawn, start_api_server, temp_namespace, verify_token,
@@ -99,6 +99,7 @@ async fn cluster_wide(client: &kube::Client, kubeconfig: &Path, base_url: &str, 
     let release = Release::new(client, kubeconfig, &home.name).await;
     let full = release.fullname();
     let _volume = reserve_volume(client, &home.name, &format!("{full}-api-data")).await;
+    let _kubelet = Kubelet::readiness_only(client, kubeconfig, &home.name);
     release.install(&[]).await;
     let operator_kubeconfig =
         service_account_kubeconfig(client, kubeconfig, &home.name, &format!("{full}-operator"))
@@ -314,6 +315,7 @@ async fn namespace_scoped(client: &kube::Client, kubeconfig: &Path, base_url: &s
     let release = Release::new(client, kubeconfig, &home.name).await;
     let full = release.fullname();
     let _volume = reserve_volume(client, &home.name, &format!("{full}-api-data")).await;
+    let _kubelet = Kubelet::readiness_only(client, kubeconfig, &home.name);
     release
         .install(&[
             "--set",
