@@ -5,6 +5,7 @@ secret is ever rendered, and that the CRD copies are identical. Exits non-zero o
 
 import filecmp
 import sys
+import urllib.parse
 
 import yaml
 import kubernetes_validate
@@ -129,7 +130,32 @@ def check_dashboard_ingress():
         fail(f"dashboard ingress: tooken-server env lacks the Secure cookie or the Owner: {env}")
 
 
+def api_env(values):
+    with Chart.load(CHART) as chart:
+        manifests = chart.render(values=values, name="tooken", namespace="tooken", is_install=True)
+    api = next(doc for _, doc in documents(manifests)
+               if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "tooken-api")
+    return {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def check_webhook_targets():
+    """tooken-server may deliver to the sidecar's Service (by the host its webhook URL names),
+    and to the in-cluster targets the values add; nothing else is opened."""
+    env = api_env({})
+    sidecar_host = urllib.parse.urlsplit(env["TOOKEN_BOOTSTRAP_WEBHOOK_URL"]).hostname
+    if env.get("TOOKEN_WEBHOOK_ALLOWED_TARGETS") != sidecar_host:
+        fail(f"webhook targets: the sidecar {sidecar_host} is not the one allowed target: {env}")
+    env = api_env({"apiServer": {"webhookAllowedTargets": ["10.20.0.0/16"]}})
+    if env.get("TOOKEN_WEBHOOK_ALLOWED_TARGETS") != f"10.20.0.0/16,{sidecar_host}":
+        fail(f"webhook targets: the values' targets are missing: {env}")
+    env = api_env({"sidecar": {"enabled": False}})
+    if "TOOKEN_WEBHOOK_ALLOWED_TARGETS" in env:
+        fail(f"webhook targets: allowed without a sidecar or values: {env}")
+    print("ok   webhook targets: the sidecar's Service and the values' targets")
+
+
 check_dashboard_ingress()
+check_webhook_targets()
 for name, values in VALUE_SETS.items():
     check_lint(name, values)
     check_render(name, values)

@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::auth::hash_secret;
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::tokens::{self, TokenRow};
 use tooken_api_server::store::{Store, new_id, now};
+use tooken_api_server::webhook_targets::TargetPolicy;
 use tooken_contract::{Scope, Secret};
 use warp::Filter;
 
@@ -190,6 +192,11 @@ fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
             let settings = Settings {
                 // One key drives every request here: measure the server, not its limits.
                 rate_limit: None,
+                // The webhook receivers listen on loopback.
+                delivery: DeliverySettings {
+                    targets: Arc::new(TargetPolicy::allowing_loopback()),
+                    ..DeliverySettings::default()
+                },
                 ..Settings::new("127.0.0.1:0".parse().unwrap(), database_url)
             };
             let app = Application::build(&settings).await.expect("server starts");

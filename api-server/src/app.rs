@@ -5,9 +5,11 @@ use crate::delivery::{DeliverySettings, Worker};
 use crate::http_server;
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimit, RateLimiter};
+use crate::request_body::BodyLimits;
 use crate::route_table::RouteTable;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
+use crate::webhook_targets::TargetPolicy;
 use crate::{maintenance, openapi, routes};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +40,10 @@ pub struct Settings {
     pub database_url: String,
     pub db_max_connections: u32,
     pub max_body_bytes: u64,
+    /// Time a client has to send a request's headers (and to start one on an idle connection).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body, after its headers.
+    pub body_read_timeout: Duration,
     pub usage_flush_interval: Duration,
     pub signup: SignupPolicy,
     pub session_ttl: Duration,
@@ -58,6 +64,8 @@ impl Settings {
             database_url,
             db_max_connections: 16,
             max_body_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             usage_flush_interval: Duration::from_secs(5),
             signup: SignupPolicy::Open,
             session_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -80,6 +88,8 @@ pub struct AppState {
     pub session_ttl: jiff::SignedDuration,
     pub secure_cookies: bool,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Where webhook deliveries may go; endpoints are checked against it when saved.
+    pub webhook_targets: Arc<TargetPolicy>,
 }
 
 pub struct Application {
@@ -88,6 +98,7 @@ pub struct Application {
     usage_flush_interval: Duration,
     sweep_interval: Duration,
     delivery: DeliverySettings,
+    read_limits: http_server::ReadLimits,
 }
 
 impl Application {
@@ -108,10 +119,18 @@ impl Application {
                     .map_err(|err| anyhow::anyhow!("session lifetime out of range: {err}"))?,
                 secure_cookies: settings.secure_cookies,
                 rate_limiter: Arc::new(RateLimiter::new(settings.rate_limit)),
+                webhook_targets: settings.delivery.targets.clone(),
             },
             usage_flush_interval: settings.usage_flush_interval,
             sweep_interval: settings.sweep_interval,
             delivery: settings.delivery.clone(),
+            read_limits: http_server::ReadLimits {
+                header_timeout: settings.header_read_timeout,
+                body: BodyLimits {
+                    max_bytes: settings.max_body_bytes,
+                    timeout: settings.body_read_timeout,
+                },
+            },
         })
     }
 
@@ -141,6 +160,7 @@ impl Application {
             routes::all(state.clone()),
             state.metrics.clone(),
             Arc::new(RouteTable::new(openapi::route_templates())),
+            self.read_limits,
             shutdown,
         )
         .await;

@@ -1,6 +1,7 @@
 //! Command-line flags, each with an environment fallback.
 
 use crate::app::SignupPolicy;
+use crate::webhook_targets::AllowedTarget;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 
@@ -42,6 +43,14 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TOOKEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: u64,
+    /// Time a client has to send a request's headers, in milliseconds; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "TOOKEN_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once its headers arrived, in
+    /// milliseconds (408 beyond).
+    #[arg(long, env = "TOOKEN_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
     /// How often `last_used_at` is written, in milliseconds.
     #[arg(long, env = "TOOKEN_USAGE_FLUSH_INTERVAL_MS", default_value_t = 5000)]
     pub usage_flush_interval_ms: u64,
@@ -73,6 +82,15 @@ pub struct ServeArgs {
     /// Time limit of one webhook attempt, in milliseconds.
     #[arg(long, env = "TOOKEN_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
+    /// Networks (`10.96.0.0/12`), addresses or host names webhook deliveries may reach although
+    /// they are loopback, link-local, private or otherwise not public; comma-separated.
+    #[arg(
+        long,
+        env = "TOOKEN_WEBHOOK_ALLOWED_TARGETS",
+        value_delimiter = ',',
+        num_args = 1..
+    )]
+    pub webhook_allowed_targets: Vec<AllowedTarget>,
     /// Log format.
     #[arg(long, env = "TOOKEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -145,6 +163,21 @@ mod tests {
         let cli = Cli::try_parse_from(["tooken-server", "--listen", "0.0.0.0:9000"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 9000);
+    }
+
+    #[test]
+    fn webhook_targets_are_a_comma_separated_list_checked_at_start() {
+        let cli = Cli::try_parse_from([
+            "tooken-server",
+            "--webhook-allowed-targets",
+            "127.0.0.0/8,::1,tooken-sidecar.tooken.svc",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.webhook_allowed_targets.len(), 3);
+        let err =
+            Cli::try_parse_from(["tooken-server", "--webhook-allowed-targets", "10.0.0.0/99"])
+                .unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]

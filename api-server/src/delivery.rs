@@ -5,6 +5,7 @@
 use crate::metrics::{DeliveryLabels, Metrics};
 use crate::store::webhooks::{self, Attempt, DueDelivery};
 use crate::store::{Backend, Store, StoreError, now};
+use crate::webhook_targets::{GuardedResolver, TargetPolicy, refusal_in};
 use jiff::{SignedDuration, Timestamp};
 use rand::RngExt;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct DeliverySettings {
     pub max_attempts: i64,
     /// Deliveries attempted at once.
     pub concurrency: usize,
+    /// Where deliveries may connect.
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Default for DeliverySettings {
@@ -36,6 +39,7 @@ impl Default for DeliverySettings {
             retry_cap: Duration::from_secs(6 * 3600),
             max_attempts: 20,
             concurrency: 16,
+            targets: Arc::default(),
         }
     }
 }
@@ -63,9 +67,15 @@ impl Worker {
         settings: DeliverySettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Worker> {
+        // Direct connections only, to addresses the target policy allows: a proxy would
+        // connect on our behalf to addresses never checked.
         let http = reqwest::Client::builder()
             .timeout(settings.attempt_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: settings.targets.clone(),
+            }))
             .user_agent(concat!("Tooken-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Worker {
@@ -144,15 +154,14 @@ impl Worker {
         Ok(attempted)
     }
 
-    async fn attempt(&self, delivery: &DueDelivery) -> Result<(), StoreError> {
-        let sent_at = Timestamp::now();
-        let signature = sign(
-            delivery.endpoint.signing_secret(sent_at).as_bytes(),
-            delivery.body.as_bytes(),
-        );
-        let started = Instant::now();
-        let result = self
-            .http
+    /// POSTs the delivery; the status code the endpoint answered.
+    async fn send(
+        &self,
+        delivery: &DueDelivery,
+        signature: String,
+        sent_at: Timestamp,
+    ) -> Result<i64, Failure> {
+        self.http
             .post(&delivery.endpoint.url)
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, signature)
@@ -160,20 +169,41 @@ impl Worker {
             .header(TIMESTAMP_HEADER, sent_at.as_second().to_string())
             .body(delivery.body.clone())
             .send()
-            .await;
+            .await
+            .map(|response| i64::from(response.status().as_u16()))
+            .map_err(describe)
+    }
+
+    async fn attempt(&self, delivery: &DueDelivery) -> Result<(), StoreError> {
+        let sent_at = Timestamp::now();
+        let signature = sign(
+            delivery.endpoint.signing_secret(sent_at).as_bytes(),
+            delivery.body.as_bytes(),
+        );
+        let started = Instant::now();
+        // Address literals never reach the resolver, so they are checked here.
+        let literal_refused = reqwest::Url::parse(&delivery.endpoint.url)
+            .ok()
+            .and_then(|url| self.settings.targets.check_literal(&url).err());
+        let result = match literal_refused {
+            Some(refused) => Err(Failure::Refused(refused.to_string())),
+            None => self.send(delivery, signature, sent_at).await,
+        };
         let latency = started.elapsed();
         let latency_ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
-        let (code, error) = match result {
-            Ok(response) => (Some(i64::from(response.status().as_u16())), None),
-            Err(err) => (None, Some(describe(err))),
+        let (code, error, refused) = match result {
+            Ok(code) => (Some(code), None, false),
+            Err(Failure::Refused(why)) => (None, Some(why), true),
+            Err(Failure::Other(why)) => (None, Some(why), false),
         };
         let attempts = delivery.attempts + 1;
         let now = now();
         let gone = code == Some(410);
         let delivered = code.is_some_and(|c| (200..300).contains(&c));
+        // A refused target stays refused: retrying cannot help until an operator allows it.
         let status = if delivered {
             DeliveryStatus::Delivered
-        } else if gone || attempts >= self.settings.max_attempts {
+        } else if gone || refused || attempts >= self.settings.max_attempts {
             DeliveryStatus::Failed
         } else {
             DeliveryStatus::Pending
@@ -230,14 +260,23 @@ impl Worker {
     }
 }
 
+/// Why an attempt got no answer.
+enum Failure {
+    /// The target policy refused the address.
+    Refused(String),
+    Other(String),
+}
+
 /// An attempt's failure in words, without the URL's query string (it may hold a token).
-fn describe(err: reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".into()
+fn describe(err: reqwest::Error) -> Failure {
+    if let Some(refused) = refusal_in(&err) {
+        Failure::Refused(refused.to_string())
+    } else if err.is_timeout() {
+        Failure::Other("timed out".into())
     } else if err.is_connect() {
-        "could not connect".into()
+        Failure::Other("could not connect".into())
     } else {
-        format!("request failed: {}", err.without_url())
+        Failure::Other(format!("request failed: {}", err.without_url()))
     }
 }
 

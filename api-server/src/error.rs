@@ -30,6 +30,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(u64),
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Conflict { code, .. } => code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",

@@ -1,21 +1,25 @@
-//! The HTTP server loop around the warp routes: request ids, a tracing span per request,
-//! request metrics, and graceful shutdown.
+//! The HTTP server loop around the warp routes: read timeouts, whole bodies read before any
+//! answer, request ids, a tracing span per request, request metrics, the `Allow` header of a
+//! 405, and graceful shutdown.
 
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::request_body::{self, BodyLimits};
 use crate::route_table::RouteTable;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Request};
+use warp::http::{HeaderValue, Request, StatusCode, header};
 use warp::reply::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -24,14 +28,31 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::SocketAddr);
 
+/// How long a client may take to send a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// From the connection's start or the previous response to the end of the request's
+    /// headers; an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    pub body: BodyLimits,
+}
+
 /// Serves `filter` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+///
+/// HTTP/1.1 only: hyper's HTTP/2 has no header read timeout, so a client could hold an
+/// HTTP/2 connection open with a request that never completes.
 pub async fn serve(
     listener: TcpListener,
     filter: BoxedFilter<(Response,)>,
     metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
+    limits: ReadLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -52,12 +73,15 @@ pub async fn serve(
         let routes = routes.clone();
         let handler = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ClientAddr(peer));
-            handle(service.clone(), request, metrics.clone(), routes.clone())
+            handle(
+                service.clone(),
+                request,
+                metrics.clone(),
+                routes.clone(),
+                limits.body,
+            )
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), handler)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), handler);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -74,9 +98,10 @@ async fn handle<S>(
     mut request: Request<Incoming>,
     metrics: Arc<Metrics>,
     routes: Arc<RouteTable>,
+    body_limits: BodyLimits,
 ) -> Result<Response, Infallible>
 where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible>,
+    S: Service<Request<Full<Bytes>>, Response = Response, Error = Infallible>,
 {
     let started = Instant::now();
     let request_id = request
@@ -93,14 +118,24 @@ where
     let method = request.method().as_str().to_owned();
     let route = routes.template_of(request.uri().path());
     let span = tracing::info_span!("request", request_id = %request_id, %method, %route);
-    let mut response = service
-        .call(request)
-        .instrument(span.clone())
-        .await
-        .expect("the warp service is infallible");
+    let (parts, body) = request.into_parts();
+    let mut response = match request_body::read(&parts, body, body_limits).await {
+        Ok(body) => service
+            .call(Request::from_parts(parts, Full::new(body)))
+            .instrument(span.clone())
+            .await
+            .expect("the warp service is infallible"),
+        Err(refused) => refused.into_response(),
+    };
     response
         .headers_mut()
         .insert(REQUEST_ID_HEADER, header_value);
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // A template is also a path of its own route.
+        if let Some(allow) = routes.allow(&route) {
+            response.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+    }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     span.in_scope(|| {

@@ -17,12 +17,15 @@ pub mod outbox;
 pub mod pagination;
 pub mod passwords;
 pub mod rate_limit;
+pub mod request_body;
 pub mod route_table;
 pub mod routes;
 pub mod store;
+pub mod strict_json;
 pub mod telemetry;
 pub mod usage;
 pub mod validate;
+pub mod webhook_targets;
 
 /// reqwest and sqlx use rustls; exactly one crypto provider must be installed first.
 pub fn install_crypto_provider() {

@@ -1,5 +1,6 @@
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap, ensure_api_key, ensure_webhook};
@@ -7,6 +8,7 @@ use tooken_api_server::cli::{BootstrapArgs, Cli, Command, LogFormat, ServeArgs};
 use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::rate_limit::RateLimit;
 use tooken_api_server::store::Store;
+use tooken_api_server::webhook_targets::TargetPolicy;
 use tooken_api_server::{install_crypto_provider, telemetry};
 use tooken_contract::Secret;
 
@@ -41,6 +43,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         db_max_connections: args.database.db_max_connections,
         max_body_bytes: args.max_body_bytes,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+        body_read_timeout: Duration::from_millis(args.body_read_timeout_ms.max(1)),
         usage_flush_interval: Duration::from_millis(args.usage_flush_interval_ms.max(10)),
         signup: args.signup,
         session_ttl: Duration::from_secs(args.session_ttl_hours.max(1) * 3600),
@@ -54,6 +58,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
             max_attempts: args.webhook_max_attempts.max(1),
             attempt_timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            targets: Arc::new(TargetPolicy::new(args.webhook_allowed_targets.clone())),
             ..DeliverySettings::default()
         },
         ..Settings::new(args.listen, args.database.database_url)

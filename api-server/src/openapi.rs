@@ -1,8 +1,12 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
 use crate::routes::{accounts, api_keys, audit_logs, members, tokens, webhooks, workspaces};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+use warp::http::Method;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,7 +49,7 @@ use utoipa::{Modify, OpenApi};
         webhooks::list_deliveries,
         webhooks::redeliver,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "tokens", description = "Scoped credentials for downstream systems"),
         (name = "api-keys", description = "Credentials that manage the workspace"),
@@ -70,11 +74,135 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every route template the server answers, for metrics labels.
-pub fn route_templates() -> Vec<String> {
-    let mut templates: Vec<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();
-    templates.extend(["/healthz", "/readyz", "/metrics", "/v1/openapi.json"].map(String::from));
-    templates.extend(crate::dashboard::PAGE_ROUTES.map(String::from));
-    templates.push("/assets/{file}".to_owned());
-    templates
+/// The error answers any operation can get, by what the operation takes: a body can be
+/// malformed, too large or too slow (400, 413, 408); a body, query or header can be invalid
+/// (422); every credential can be rate-limited (429); the database can be down (503).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(RefOr::T(body)) = &mut operation.request_body {
+                    never_null(body);
+                }
+                let has_body = operation.request_body.is_some();
+                let has_inputs = operation
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|params| !params.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description));
+                };
+                if has_body {
+                    add(
+                        "400",
+                        "`invalid_json`: the body is not JSON, or an object in it repeats a key",
+                    );
+                    add(
+                        "408",
+                        "`request_timeout`: the body did not arrive in time (TOOKEN_BODY_READ_TIMEOUT_MS)",
+                    );
+                    add(
+                        "413",
+                        "`payload_too_large`: the body is over the limit (TOOKEN_MAX_BODY_BYTES)",
+                    );
+                }
+                if has_body || has_inputs {
+                    add(
+                        "422",
+                        "`validation_failed`: a field, parameter or header is invalid; `field` names it",
+                    );
+                }
+                add(
+                    "429",
+                    "`rate_limited`: the credential spent its allowance; `Retry-After` says when to retry",
+                );
+                add(
+                    "503",
+                    "`unavailable`: the database cannot be reached; nothing was written",
+                );
+            }
+        }
+    }
+}
+
+/// An optional body may be absent, but not `null` (the server answers that with 422), so
+/// utoipa's `oneOf: [T, null]` for an `Option<T>` body becomes `T`.
+fn never_null(body: &mut RequestBody) {
+    let is_null = |schema: &RefOr<Schema>| {
+        matches!(schema, RefOr::T(Schema::Object(object))
+            if object.schema_type == SchemaType::Type(Type::Null))
+    };
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+            let mut rest = one_of.items.iter().filter(|item| !is_null(item));
+            if let (Some(only), None) = (rest.next(), rest.next()) {
+                content.schema = Some(only.clone());
+            }
+        }
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Every route template the server answers, with its methods: for metrics labels and the
+/// `Allow` header of a 405.
+pub fn route_templates() -> Vec<(String, Vec<Method>)> {
+    let mut routes: Vec<(String, Vec<Method>)> = ApiDoc::openapi()
+        .paths
+        .paths
+        .into_iter()
+        .map(|(template, item)| {
+            let methods = [
+                (Method::GET, item.get.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, present)| present.then_some(method))
+            .collect();
+            (template, methods)
+        })
+        .collect();
+    let pages = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/assets/{file}",
+    ];
+    routes.extend(
+        pages
+            .into_iter()
+            .chain(crate::dashboard::PAGE_ROUTES)
+            .map(|page| (page.to_owned(), vec![Method::GET])),
+    );
+    routes
 }

@@ -1,52 +1,53 @@
 //! Maps a request path to its route template (`/v1/tokens/{id}`) for metrics and logs, so
 //! label values stay bounded whatever paths clients send.
 
+use warp::http::{HeaderValue, Method};
+
 pub struct RouteTable {
-    templates: Vec<Vec<String>>,
+    routes: Vec<Route>,
+}
+
+struct Route {
+    segments: Vec<String>,
+    /// The `Allow` header of a 405 on this route: its methods, comma-separated.
+    allow: HeaderValue,
 }
 
 const WORKSPACE_PREFIX: [&str; 3] = ["v1", "workspaces", "{slug}"];
 
 impl RouteTable {
-    pub fn new<I: IntoIterator<Item = String>>(templates: I) -> RouteTable {
+    /// `routes`: each template with the methods it answers.
+    pub fn new<I: IntoIterator<Item = (String, Vec<Method>)>>(routes: I) -> RouteTable {
         RouteTable {
-            templates: templates
+            routes: routes
                 .into_iter()
-                .map(|t| {
-                    t.trim_start_matches('/')
+                .map(|(template, methods)| Route {
+                    segments: template
+                        .trim_start_matches('/')
                         .split('/')
                         .map(str::to_owned)
-                        .collect()
+                        .collect(),
+                    allow: HeaderValue::from_str(
+                        &methods
+                            .iter()
+                            .map(Method::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                    .expect("method names are valid header text"),
                 })
                 .collect(),
         }
     }
 
     pub fn template_of(&self, path: &str) -> String {
-        let mut segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
-        let scoped = segments.len() > 3 && segments[0] == "v1" && segments[1] == "workspaces";
-        if scoped {
-            segments.drain(1..3);
-        }
-        // The most literal match wins: `/v1/tokens/verify` over `/v1/tokens/{id}`.
-        let matched = self
-            .templates
-            .iter()
-            .filter(|template| {
-                template.len() == segments.len()
-                    && template
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
-            })
-            .max_by_key(|template| template.iter().filter(|t| !t.starts_with('{')).count());
+        let (scoped, matched) = self.find(path);
         match matched {
-            Some(template) => {
+            Some(route) => {
                 let rest = if scoped {
-                    &template[1..]
+                    &route.segments[1..]
                 } else {
-                    &template[..]
+                    &route.segments[..]
                 };
                 let prefix: &[&str] = if scoped { &WORKSPACE_PREFIX } else { &[] };
                 let parts: Vec<&str> = prefix
@@ -58,6 +59,41 @@ impl RouteTable {
             }
             None => "unmatched".to_owned(),
         }
+    }
+
+    /// The methods `path` answers, as an `Allow` header value (RFC 9110 §15.5.6).
+    pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
+        self.find(path).1.map(|route| &route.allow)
+    }
+
+    /// The route `path` belongs to, and whether it came under `/v1/workspaces/{slug}`.
+    fn find(&self, path: &str) -> (bool, Option<&Route>) {
+        let mut segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
+        let scoped = segments.len() > 3 && segments[0] == "v1" && segments[1] == "workspaces";
+        if scoped {
+            segments.drain(1..3);
+        }
+        // The most literal match wins: `/v1/tokens/verify` over `/v1/tokens/{id}`.
+        let matched = self
+            .routes
+            .iter()
+            .filter(|route| {
+                route.segments.len() == segments.len()
+                    && route
+                        .segments
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            })
+            .max_by_key(|route| {
+                route
+                    .segments
+                    .iter()
+                    .filter(|t| !t.starts_with('{'))
+                    .count()
+            });
+        (scoped, matched)
     }
 }
 
@@ -74,7 +110,7 @@ mod tests {
                 "/v1/tokens/verify",
                 "/healthz",
             ]
-            .map(String::from),
+            .map(|t| (t.to_owned(), vec![Method::GET])),
         );
         assert_eq!(table.template_of("/v1/tokens"), "/v1/tokens");
         assert_eq!(table.template_of("/v1/tokens/verify"), "/v1/tokens/verify");
@@ -85,5 +121,19 @@ mod tests {
         );
         assert_eq!(table.template_of("/healthz"), "/healthz");
         assert_eq!(table.template_of("/wp-admin/x"), "unmatched");
+    }
+
+    #[test]
+    fn allow_lists_the_methods_of_the_matching_route() {
+        let table = RouteTable::new([
+            ("/v1/tokens".to_owned(), vec![Method::GET, Method::POST]),
+            ("/v1/tokens/{id}/rotate".to_owned(), vec![Method::POST]),
+        ]);
+        assert_eq!(table.allow("/v1/tokens").unwrap(), "GET, POST");
+        assert_eq!(
+            table.allow("/v1/workspaces/prod/tokens/x/rotate").unwrap(),
+            "POST"
+        );
+        assert!(table.allow("/v1/nothing").is_none());
     }
 }

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
+    #[schema(format = Email)]
     pub email: String,
     /// 10 to 256 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
     /// Deliver the session as an HttpOnly cookie (for the dashboard) instead of in the body;
     /// the response then carries `csrf_token` for the `X-CSRF-Token` header.
@@ -19,6 +21,7 @@ pub struct SignUpRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
+    #[schema(format = Email)]
     pub email: String,
     pub password: String,
     /// Deliver the session as an HttpOnly cookie (for the dashboard) instead of in the body;
@@ -30,6 +33,7 @@ pub struct SignInRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
+    #[schema(format = Email)]
     pub email: String,
     pub created_at: Timestamp,
 }

@@ -1,5 +1,6 @@
 //! Audit log entries (`/v1/audit-logs`).
 
+use crate::serde_helpers::rfc3339;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -62,14 +63,23 @@ pub struct ListAuditParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// RFC 3339; events at or after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(value_type = Option<String>)]
+    #[serde(
+        default,
+        deserialize_with = "rfc3339::option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<Timestamp>,
     /// RFC 3339; events before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(value_type = Option<String>)]
+    #[serde(
+        default,
+        deserialize_with = "rfc3339::option::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -80,9 +90,11 @@ pub struct ListAuditParams {
 #[serde(deny_unknown_fields)]
 pub struct ExportAuditParams {
     /// RFC 3339 start of the range (inclusive).
-    #[param(value_type = String)]
+    #[serde(deserialize_with = "rfc3339::deserialize")]
+    #[param(value_type = String, format = DateTime)]
     pub since: Timestamp,
     /// RFC 3339 end of the range (exclusive).
-    #[param(value_type = String)]
+    #[serde(deserialize_with = "rfc3339::deserialize")]
+    #[param(value_type = String, format = DateTime)]
     pub until: Timestamp,
 }

@@ -51,6 +51,7 @@ pub enum MemberStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: String,
+    #[schema(format = Email)]
     pub email: String,
     pub role: Role,
     pub status: MemberStatus,
@@ -60,6 +61,7 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteMemberRequest {
+    #[schema(format = Email)]
     pub email: String,
     pub role: Role,
 }

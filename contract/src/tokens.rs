@@ -1,7 +1,7 @@
 //! Requests and responses of the `/v1/tokens` routes.
 
 use crate::scope::Scope;
-use crate::serde_helpers::double_option;
+use crate::serde_helpers::{double_option, rfc3339};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -36,12 +36,21 @@ pub struct Token {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    /// 1–128 characters, without control characters; surrounding whitespace is trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    /// At least one.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// RFC 3339. Absent: the workspace default (90 days unless changed). `null`: never expires.
     #[serde(
         default,
-        with = "double_option",
+        serialize_with = "double_option::serialize",
+        deserialize_with = "rfc3339::double_option::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -63,11 +72,13 @@ pub struct RotateTokenRequest {
     /// How long the previous secret keeps working, in seconds (0–2592000, default 0).
     /// Never beyond the token's `expires_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 2592000)]
     pub grace_period_seconds: Option<u64>,
     /// A new expiry. Absent: unchanged. `null`: never expires. In the past: rejected.
     #[serde(
         default,
-        with = "double_option",
+        serialize_with = "double_option::serialize",
+        deserialize_with = "rfc3339::double_option::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -100,6 +111,7 @@ pub struct ListTokensParams {
     pub status: Option<TokenStatus>,
     /// How many tokens to return (1–200, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,12 +60,14 @@ pub struct UpdateWebhookRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub url: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub event_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -75,6 +77,7 @@ pub struct UpdateWebhookRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 
@@ -93,6 +96,7 @@ pub struct RotateWebhookSecretRequest {
     /// How long the current secret keeps signing before the new one takes over (0–604800 s,
     /// default 86400). Receivers should accept both secrets during this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 604800)]
     pub grace_period_seconds: Option<u64>,
 }
 

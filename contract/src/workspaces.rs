@@ -21,9 +21,16 @@ pub struct Workspace {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspaceRequest {
+    /// 1–128 characters, without control characters; surrounding whitespace is trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// Derived from the name when absent.
+    /// 1–63 lowercase letters, digits and inner hyphens; derived from the name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: Option<String>,
 }
 
@@ -36,18 +43,28 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    /// 1–128 characters, without control characters; surrounding whitespace is trimmed.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    /// 1–63 lowercase letters, digits and inner hyphens.
+    #[schema(nullable = false, pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub slug: Option<String>,
     #[serde(
         default,
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false)]
     pub timezone: Option<String>,
     /// 1–365, or `null` for tokens that never expire by default.
     #[serde(
@@ -55,7 +72,7 @@ pub struct UpdateWorkspaceRequest {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 365)]
     pub default_token_expiry_days: Option<Option<i64>>,
     /// 1–365.
     #[serde(
@@ -63,5 +80,6 @@ pub struct UpdateWorkspaceRequest {
         deserialize_with = "non_null::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(nullable = false, minimum = 1, maximum = 365)]
     pub audit_retention_days: Option<i64>,
 }

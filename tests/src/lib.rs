@@ -155,6 +155,11 @@ pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String,
     let mut envs = vec![
         ("DATABASE_URL", database),
         ("TOOKEN_LISTEN", format!("127.0.0.1:{port}")),
+        // The sidecars these tests run listen on loopback, which webhooks reach only if allowed.
+        (
+            "TOOKEN_WEBHOOK_ALLOWED_TARGETS",
+            "127.0.0.0/8,::1".to_owned(),
+        ),
     ];
     envs.extend(extra_env.iter().cloned());
     let server = spawn("tooken-server", &[], &envs);

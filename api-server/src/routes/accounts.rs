@@ -33,12 +33,11 @@ pub const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 pub const FAILURE_WINDOW: SignedDuration = SignedDuration::from_mins(15);
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let signup = warp::path!("v1" / "auth" / "signup")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(cookie_context(&state))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(sign_up)
         .map(respond)
         .boxed();
@@ -48,7 +47,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(client_addr())
         .and(request_id())
         .and(cookie_context(&state))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(sign_in)
         .map(respond)
         .boxed();
@@ -277,7 +276,7 @@ pub async fn sign_in(
 
 #[utoipa::path(
     post, path = "/v1/auth/signout", tag = "accounts",
-    responses((status = 204, description = "The session no longer works"), (status = 401, body = ErrorBody)),
+    responses((status = 204, description = "The session no longer works"), (status = 401, body = ErrorBody), (status = 403, description = "Called with an API key or token, not a session", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn sign_out(

@@ -25,14 +25,13 @@ use warp::path::FullPath;
 use warp::reply::Response;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let create = v1()
         .and(warp::path!("api-keys"))
         .and(warp::post())
         .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(create_api_key)
         .map(respond)
         .boxed();
@@ -57,7 +56,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(regenerate_api_key)
         .map(respond)
         .boxed();
@@ -104,7 +103,7 @@ async fn visible_key(
 #[utoipa::path(
     post, path = "/v1/api-keys", tag = "api-keys",
     request_body = CreateApiKeyRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+    params(idempotency::KeyHeader),
     responses(
         (status = 201, description = "Created. The key is shown only in this response.", body = IssuedApiKey),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -265,7 +264,7 @@ pub async fn get_api_key(
 #[utoipa::path(
     post, path = "/v1/api-keys/{id}/regenerate", tag = "api-keys",
     params(("id" = String, Path, description = "API key id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+           idempotency::KeyHeader),
     responses(
         (status = 200, description = "Same id and name, new key; the old one stopped working", body = IssuedApiKey),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

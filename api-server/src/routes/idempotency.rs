@@ -18,6 +18,22 @@ pub const RETENTION: SignedDuration = SignedDuration::from_hours(24);
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
+/// The `Idempotency-Key` header as the OpenAPI document declares it (`params(KeyHeader)`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct KeyHeader {
+    /// Makes the request safe to retry: 1–255 visible ASCII characters, kept for 24 hours per
+    /// credential. A retry with the same key and request gets the first response again (with
+    /// its secret `null`); the same key with a different request gets 422.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    pub idempotency_key: Option<String>,
+}
+
 /// The request's `Idempotency-Key`: 1–255 visible ASCII characters.
 pub fn key() -> BoxedFilter<(Option<String>,)> {
     warp::header::optional::<String>(HEADER)

@@ -22,7 +22,6 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let list = v1()
         .and(warp::path!("members"))
         .and(warp::get())
@@ -35,7 +34,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("members"))
         .and(warp::post())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(invite_member)
         .map(respond)
         .boxed();
@@ -43,7 +42,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("members" / String))
         .and(warp::patch())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(update_member)
         .map(respond)
         .boxed();

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -123,24 +123,37 @@ fn within_rate_limit(state: &AppState, credential_id: &str) -> Result<(), Reject
 /// The credential as the request presents it: bearer header or session cookie, and the
 /// facts the CSRF check needs.
 pub fn presented() -> BoxedFilter<(auth::Presented,)> {
-    warp::header::optional::<String>("authorization")
-        .and(warp::header::optional::<String>("cookie"))
-        .and(warp::header::optional::<String>(auth::CSRF_HEADER))
-        .and(warp::header::optional::<String>("sec-fetch-site"))
+    warp::header::headers_cloned()
         .and(warp::method())
-        .map(
-            |authorization, cookie, csrf_token, fetch_site, method: warp::http::Method| {
-                auth::Presented {
-                    authorization,
-                    cookie,
-                    csrf_token,
-                    fetch_site,
-                    safe_method: method == warp::http::Method::GET
-                        || method == warp::http::Method::HEAD,
-                }
-            },
-        )
+        .map(|headers: HeaderMap, method: warp::http::Method| {
+            let text = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
+            };
+            auth::Presented {
+                authorization: authorization(&headers),
+                cookie: text("cookie"),
+                csrf_token: text(auth::CSRF_HEADER),
+                fetch_site: text("sec-fetch-site"),
+                safe_method: method == warp::http::Method::GET
+                    || method == warp::http::Method::HEAD,
+            }
+        })
         .boxed()
+}
+
+/// The `Authorization` header. One that is not ASCII, or a second one, is kept as an empty
+/// value, which never authenticates: an ambiguous credential gets the 401 of a wrong one, not
+/// whichever header a parser happens to pick.
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(warp::http::header::AUTHORIZATION).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some(String::new());
+    }
+    Some(first.to_str().map(str::to_owned).unwrap_or_default())
 }
 
 /// The request id the HTTP layer assigned.
@@ -164,69 +177,16 @@ pub fn with_state(state: AppState) -> BoxedFilter<(AppState,)> {
     warp::any().map(move || state.clone()).boxed()
 }
 
-/// The raw body, at most `limit` bytes: refused early when the declared length is larger, and
-/// cut off while streaming when an undeclared (chunked) body grows past it.
-pub fn raw_body(limit: u64) -> BoxedFilter<(Bytes,)> {
-    warp::header::optional::<u64>("content-length")
-        .and_then(move |length: Option<u64>| async move {
-            match length {
-                Some(length) if length > limit => {
-                    Err(warp::reject::custom(ApiError::PayloadTooLarge(limit)))
-                }
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(move |stream| async move {
-            collect_limited(stream, limit)
-                .await
-                .map_err(warp::reject::custom)
-        })
-        .boxed()
-}
-
-async fn collect_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
-where
-    S: futures::Stream<Item = Result<B, warp::Error>>,
-    B: bytes::Buf,
-{
-    use futures::StreamExt;
-    // Past the limit, read (and drop) a little more so a client still uploading can read the
-    // 413 instead of a reset connection; beyond that, stop reading altogether.
-    let drain_limit = limit.saturating_mul(4);
-    let mut body = bytes::BytesMut::new();
-    let mut seen: u64 = 0;
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk
-            .map_err(|err| ApiError::InvalidJson(format!("reading the body failed: {err}")))?;
-        seen += chunk.remaining() as u64;
-        if seen > drain_limit {
-            break;
-        }
-        if seen > limit {
-            chunk.advance(chunk.remaining());
-            continue;
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            body.extend_from_slice(part);
-            chunk.advance(n);
-        }
-    }
-    if seen > limit {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    Ok(body.freeze())
+/// The raw body. `http_server` has already read it whole, within the size and time limits.
+pub fn raw_body() -> BoxedFilter<(Bytes,)> {
+    warp::body::bytes().boxed()
 }
 
 /// Parses a JSON body, naming the field at fault (`scopes[1]`) when it does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so a value of the wrong shape is never reported as malformed JSON.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+    let value = crate::strict_json::from_slice(body)
+        .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::validation(
             "",

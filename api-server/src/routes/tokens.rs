@@ -30,14 +30,13 @@ use warp::reply::Response;
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 3600;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let create = v1()
         .and(warp::path!("tokens"))
         .and(warp::post())
         .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(create_token)
         .map(respond)
         .boxed();
@@ -53,7 +52,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("tokens" / "verify"))
         .and(warp::post())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(verify_token)
         .map(respond)
         .boxed();
@@ -70,7 +69,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(rotate_token)
         .map(respond)
         .boxed();
@@ -80,7 +79,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller(state.clone()))
         .and(idempotency::key())
         .and(warp::path::full())
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(revoke_token)
         .map(respond)
         .boxed();
@@ -133,7 +132,7 @@ fn future_expiry(at: Option<Timestamp>, now: Timestamp) -> Result<Option<Timesta
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "tokens",
     request_body = CreateTokenRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+    params(idempotency::KeyHeader),
     responses(
         (status = 201, description = "Created. The secret is shown only in this response.", body = IssuedToken),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -278,7 +277,7 @@ pub async fn get_token(
 #[utoipa::path(
     post, path = "/v1/tokens/{id}/rotate", tag = "tokens",
     params(("id" = String, Path, description = "Token id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+           idempotency::KeyHeader),
     request_body(content = Option<RotateTokenRequest>, description = "Optional; an empty body rotates with no grace period"),
     responses(
         (status = 200, description = "Rotated. The new secret is shown only in this response.", body = RotatedToken),
@@ -404,7 +403,7 @@ pub async fn rotate_token(
 #[utoipa::path(
     post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
     params(("id" = String, Path, description = "Token id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to retry")),
+           idempotency::KeyHeader),
     responses(
         (status = 200, description = "Revoked (also when it already was)", body = Token),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::pagination::{Cursor, page};
 use crate::store::webhooks::{self as store, Endpoint};
 use crate::store::{StoreError, new_id, now};
+use crate::webhook_targets::TargetPolicy;
 use bytes::Bytes;
 use jiff::SignedDuration;
 use serde_json::json;
@@ -31,12 +32,11 @@ pub const MAX_SECRET_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_SECRET_GRACE_SECONDS: u64 = 24 * 3600;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let create = v1()
         .and(warp::path!("webhooks"))
         .and(warp::post())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(create_webhook)
         .map(respond)
         .boxed();
@@ -59,7 +59,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("webhooks" / String))
         .and(warp::patch())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(update_webhook)
         .map(respond)
         .boxed();
@@ -74,7 +74,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("webhooks" / String / "rotate-secret"))
         .and(warp::post())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(rotate_webhook_secret)
         .map(respond)
         .boxed();
@@ -117,7 +117,7 @@ fn new_secret() -> String {
     format!("whsec_{}", random_base62(32))
 }
 
-fn check_url(url: &str) -> Result<String, ApiError> {
+fn check_url(targets: &TargetPolicy, url: &str) -> Result<String, ApiError> {
     let invalid = |why: &str| ApiError::validation("url", format!("url {why}"));
     if url.len() > 2048 {
         return Err(invalid("must be at most 2048 characters"));
@@ -127,6 +127,9 @@ fn check_url(url: &str) -> Result<String, ApiError> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
     }
+    targets
+        .check_url(&parsed)
+        .map_err(|refused| ApiError::validation("url", refused.to_string()))?;
     Ok(url.to_owned())
 }
 
@@ -195,7 +198,7 @@ pub async fn create_webhook(
     let endpoint = Endpoint {
         id: new_id(),
         workspace_id: principal.workspace_id.clone(),
-        url: check_url(&request.url)?,
+        url: check_url(&state.webhook_targets, &request.url)?,
         description: check_description(request.description)?,
         event_types: check_event_types(&request.event_types)?,
         enabled: request.enabled.unwrap_or(true),
@@ -303,7 +306,7 @@ pub async fn update_webhook(
         .ok_or(ApiError::NotFound("webhook"))?;
     let mut after = before.clone();
     if let Some(url) = request.url {
-        after.url = check_url(&url)?;
+        after.url = check_url(&state.webhook_targets, &url)?;
     }
     if let Some(types) = request.event_types {
         after.event_types = check_event_types(&types)?;

@@ -26,12 +26,11 @@ use warp::reply::Response;
 pub const MAX_DAYS: i64 = 365;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let limit = state.max_body_bytes;
     let create = warp::path!("v1" / "workspaces")
         .and(warp::post())
         .and(with_state(state.clone()))
         .and(signed_in(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(create_workspace)
         .map(respond)
         .boxed();
@@ -46,7 +45,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path!("workspace"))
         .and(warp::patch())
         .and(caller(state.clone()))
-        .and(raw_body(limit))
+        .and(raw_body())
         .then(update_workspace)
         .map(respond)
         .boxed();

@@ -155,7 +155,13 @@ async fn undelivered_webhooks_survive_kill_9(backend: Backend) {
         return;
     };
     let key = bootstrap(&database_url);
-    let fast_retries = ["--webhook-retry-base-ms", "50"];
+    // The receiver listens on loopback, which deliveries may reach only when allowed.
+    let fast_retries = [
+        "--webhook-retry-base-ms",
+        "50",
+        "--webhook-allowed-targets",
+        "127.0.0.0/8",
+    ];
     let (mut server, base_url) = start_with(&database_url, &fast_retries);
     let http = reqwest::Client::new();
     let addr = crate::receiver::free_addr();

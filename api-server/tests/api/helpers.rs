@@ -3,12 +3,14 @@
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tooken_api_server::app::{AppState, Application, Settings};
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
 use tooken_api_server::install_crypto_provider;
 use tooken_api_server::store::Store;
+use tooken_api_server::webhook_targets::TargetPolicy;
 use tooken_contract::Client;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -102,6 +104,7 @@ pub async fn spawn_replica(app: &TestApp) -> TestApp {
         sweep_interval: Duration::from_secs(3600),
         delivery: tooken_api_server::delivery::DeliverySettings {
             poll_interval: Duration::from_millis(50),
+            targets: app.state.webhook_targets.clone(),
             ..Default::default()
         },
         ..Settings::new("127.0.0.1:0".parse().unwrap(), app.database_url.clone())
@@ -142,6 +145,8 @@ pub async fn spawn_app_with(
             attempt_timeout: Duration::from_secs(2),
             retry_base: Duration::from_millis(50),
             retry_cap: Duration::from_millis(400),
+            // The tests' receivers listen on 127.0.0.1.
+            targets: Arc::new(TargetPolicy::allowing_loopback()),
             ..Default::default()
         },
         ..Settings::new("127.0.0.1:0".parse().unwrap(), database_url.clone())
@@ -196,6 +201,16 @@ impl TestApp {
 
     pub fn authed(&self, method: Method, path: &str, credential: &str) -> RequestBuilder {
         self.raw(method, path).bearer_auth(credential)
+    }
+
+    /// `GET path` with the team key; asserts 200 and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .authed(Method::GET, path, &self.api_key)
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, 200).await
     }
 
     /// Creates a token with the team key and returns (id, secret).
@@ -294,15 +309,28 @@ pub async fn expect_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
+/// Leaves the test settings as they are.
+pub fn unchanged(_: &mut Settings) {}
+
 /// Runs each named scenario `async fn name(app: TestApp)` once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends_with!($crate::helpers::unchanged => $($name),*);
+    };
+}
+
+/// `on_both_backends!` with the settings adjusted by `customize` (a path such as
+/// `super::short_timeouts`, seen from inside the scenario's module).
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($customize:path => $($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
+                    let backend = $crate::helpers::Backend::Sqlite;
+                    let app = $crate::helpers::spawn_app_with(backend, $customize)
                         .await
                         .expect("SQLite is always available");
                     super::$name(app).await;
@@ -310,9 +338,8 @@ macro_rules! on_both_backends {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) =
-                        $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
-                    {
+                    let backend = $crate::helpers::Backend::Postgres;
+                    if let Some(app) = $crate::helpers::spawn_app_with(backend, $customize).await {
                         super::$name(app).await;
                     }
                 }

@@ -101,7 +101,20 @@ async fn document_matches_the_routes() {
                 .await
                 .unwrap();
             let status = response.status().as_u16();
+            let allow = response
+                .headers()
+                .get("allow")
+                .map(|value| value.to_str().unwrap().to_owned());
             let body: Value = response.json().await.unwrap();
+            if status == 405 {
+                // RFC 9110: a 405 names the methods that do work, exactly the documented ones.
+                let documented: Vec<String> = METHODS
+                    .iter()
+                    .filter(|m| paths[template].get(**m).is_some())
+                    .map(|m| m.to_uppercase())
+                    .collect();
+                assert_eq!(allow, Some(documented.join(", ")), "{method} {template}");
+            }
             assert!(
                 (status == 405 && body["error"] == "method_not_allowed")
                     || (status == 404 && body["error"] == "route_not_found"),
@@ -116,5 +129,81 @@ async fn document_matches_the_routes() {
     for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = &reference[..reference.find('"').unwrap()];
         assert!(schemas.contains_key(name), "missing schema {name}");
+    }
+}
+
+/// The document states the rules the server applies, so a client generated from it sends
+/// what the server accepts and expects the answers it gets.
+#[tokio::test]
+async fn document_states_the_rules_the_server_applies() {
+    let app: TestApp = spawn_app(Backend::Sqlite).await.unwrap();
+    let doc = expect_json(
+        app.raw(Method::GET, "/v1/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let paths = doc["paths"].as_object().unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let operation = |path: &str, method: &str| &paths[path][method];
+    // Optional bodies may be absent, never null.
+    for path in ["/v1/tokens/{id}/rotate", "/v1/webhooks/{id}/rotate-secret"] {
+        let body = &operation(path, "post")["requestBody"];
+        assert_ne!(body["required"], true, "{path}");
+        let schema = body["content"]["application/json"]["schema"].to_string();
+        assert!(!schema.contains("null"), "{path}: {schema}");
+    }
+    // Fields that may be absent but not null.
+    for field in ["enabled", "url", "event_types"] {
+        let property = &schemas["UpdateWebhookRequest"]["properties"][field];
+        assert!(
+            !property.to_string().contains("null"),
+            "{field}: {property}"
+        );
+    }
+    // Every operation with a body declares 400; every one that takes input declares 422; every
+    // `limit` is 1–200; every operation declares 429.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            let params = op["parameters"].as_array().map_or(&[][..], Vec::as_slice);
+            if op.get("requestBody").is_some() {
+                assert!(responses.get("400").is_some(), "{method} {path}");
+            }
+            if op.get("requestBody").is_some() || !params.is_empty() {
+                assert!(responses.get("422").is_some(), "{method} {path}");
+            }
+            assert!(responses.get("429").is_some(), "{method} {path}");
+            for param in params.iter().filter(|p| p["name"] == "limit") {
+                assert_eq!(param["schema"]["minimum"], 1, "{method} {path}");
+                assert_eq!(param["schema"]["maximum"], 200, "{method} {path}");
+            }
+            for param in params.iter().filter(|p| p["name"] == "Idempotency-Key") {
+                assert_eq!(param["in"], "header");
+                assert_eq!(param["schema"]["minLength"], 1, "{method} {path}");
+                assert_eq!(param["schema"]["maxLength"], 255, "{method} {path}");
+                assert_eq!(param["schema"]["pattern"], "^[!-~]+$", "{method} {path}");
+            }
+        }
+    }
+    for path in ["/v1/tokens/{id}/revoke", "/v1/api-keys/{id}/regenerate"] {
+        let params = operation(path, "post")["parameters"].to_string();
+        assert!(params.contains("Idempotency-Key"), "{path}");
+    }
+    assert!(
+        operation("/v1/auth/signout", "post")["responses"]
+            .get("403")
+            .is_some()
+    );
+    for schema in [
+        "CreateTokenRequest",
+        "CreateApiKeyRequest",
+        "CreateWorkspaceRequest",
+    ] {
+        let name = &schemas[schema]["properties"]["name"];
+        assert_eq!(name["maxLength"], 128, "{schema}");
+        assert_eq!(name["minLength"], 1, "{schema}");
     }
 }

@@ -507,7 +507,8 @@ async fn verify_reports_why(app: TestApp) {
 
 async fn expired_tokens_fail_on_next_use(app: TestApp) {
     let client = app.client(&app.api_key);
-    let at = Timestamp::now() + SignedDuration::from_millis(1500);
+    // Long enough that a loaded machine still uses the token before it expires.
+    let at = Timestamp::now() + SignedDuration::from_secs(8);
     let issued = client
         .create_token(
             &CreateTokenRequest {
@@ -524,7 +525,10 @@ async fn expired_tokens_fail_on_next_use(app: TestApp) {
         .get_token(&issued.token.id)
         .await
         .expect("works before expiry");
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Wait for the clock to pass the expiry, not for a fixed time.
+    while Timestamp::now() <= at {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         status_of(
             &app.client(&secret)

@@ -55,6 +55,8 @@ export async function startServer({ env = {}, timeoutMs = 30_000 } = {}) {
       // Port 0: no race with other programs for a "free" port; the log says which one it got.
       TOOKEN_LISTEN: '127.0.0.1:0',
       TOOKEN_LOG_FORMAT: 'json',
+      // The webhook test's receiver listens on loopback, which deliveries reach only if allowed.
+      TOOKEN_WEBHOOK_ALLOWED_TARGETS: '127.0.0.0/8,::1',
       ...env,
     },
   });
