@@ -254,3 +254,53 @@ impl Drop for TempNamespace {
         .ok();
     }
 }
+
+pub mod chart;
+
+/// Whether a TookenToken's `Ready` condition is `True`.
+pub fn is_ready(tt: &tooken_operator::crd::TookenToken) -> bool {
+    tt.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Waits until the TookenToken `name` is Ready, and returns the token id its status names.
+pub async fn ready_token_id(
+    tokens: &kube::Api<tooken_operator::crd::TookenToken>,
+    name: &str,
+) -> String {
+    eventually(
+        &format!("TookenToken {name} to be Ready"),
+        std::time::Duration::from_secs(90),
+        || async move {
+            let tt = tokens.get(name).await.ok()?;
+            if is_ready(&tt) {
+                tt.status?.token_id
+            } else {
+                None
+            }
+        },
+    )
+    .await
+}
+
+/// The value of `key` in a Secret's data, as text.
+pub fn secret_value(secret: &k8s_openapi::api::core::v1::Secret, key: &str) -> Option<String> {
+    String::from_utf8(secret.data.as_ref()?.get(key)?.0.clone()).ok()
+}
+
+/// `POST /v1/tokens/verify` of `token` with `api_key`: the verdict.
+pub async fn verify_token(base_url: &str, api_key: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{base_url}/v1/tokens/verify"))
+        .bearer_auth(api_key)
+        .json(&serde_json::json!({"token": token}))
+        .send()
+        .await
+        .expect("verify request")
+        .json()
+        .await
+        .expect("verify answer")
+}
