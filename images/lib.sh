@@ -12,7 +12,8 @@ VERSION=$(cargo metadata --format-version 1 --no-deps --locked |
 REVISION=$(git rev-parse HEAD)
 # Uncommitted changes to tracked files make the label say so rather than name a commit falsely.
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then REVISION=$REVISION-dirty; fi
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+# Not exported: cargo would rebuild everything for each new commit's time.
+EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 SOURCE=$(sed -n 's/^home: //p' charts/tooken/Chart.yaml)
 # This machine's Rust target and the image architecture it builds.
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
