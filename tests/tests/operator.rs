@@ -13,21 +13,11 @@ use tooken_e2e::{
 use tooken_operator::crd::TookenToken;
 
 async fn verify(base_url: &str, api_key: &str, token: &str) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base_url}/v1/tokens/verify"))
-        .bearer_auth(api_key)
-        .json(&json!({"token": token}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    tooken_e2e::verify_token(base_url, api_key, token).await
 }
 
 fn token_of(secret: &Secret) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get("token")?.0.clone();
-    String::from_utf8(bytes).ok()
+    tooken_e2e::secret_value(secret, "token")
 }
 
 fn rotation_of(secret: &Secret) -> Option<i64> {
