@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+pub mod requests;
 pub mod setup;
 pub mod tooken_api;
 
