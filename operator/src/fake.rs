@@ -127,6 +127,18 @@ impl FakeTooken {
             .map(|t| t.token.id.clone())
     }
 
+    /// A read-only step: crashes (either way) before answering.
+    fn read<T>(
+        &self,
+        step: &str,
+        answer: impl FnOnce(&HashMap<String, FakeToken>) -> T,
+    ) -> Result<T, ApiFailure> {
+        if self.steps.lock().unwrap().step(step).is_some() {
+            return Err(crashed());
+        }
+        Ok(answer(&self.state.lock().unwrap().tokens))
+    }
+
     fn new_secret(state: &mut FakeTookenState) -> String {
         state.next += 1;
         format!("tok_live_fake{}", state.next)
@@ -202,16 +214,9 @@ impl TookenApi for FakeTooken {
     }
 
     async fn get_token(&self, id: &str) -> Result<Option<Token>, ApiFailure> {
-        if self.steps.lock().unwrap().step("get_token").is_some() {
-            return Err(crashed());
-        }
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .tokens
-            .get(id)
-            .map(|t| t.token.clone()))
+        self.read("get_token", |tokens| {
+            tokens.get(id).map(|t| t.token.clone())
+        })
     }
 
     async fn rotate_token(
@@ -290,18 +295,13 @@ impl TookenApi for FakeTooken {
     }
 
     async fn find_tokens(&self, name: &str) -> Result<Vec<Token>, ApiFailure> {
-        if self.steps.lock().unwrap().step("find_tokens").is_some() {
-            return Err(crashed());
-        }
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .tokens
-            .values()
-            .filter(|t| t.token.name == name && t.token.status == TokenStatus::Active)
-            .map(|t| t.token.clone())
-            .collect())
+        self.read("find_tokens", |tokens| {
+            tokens
+                .values()
+                .filter(|t| t.token.name == name && t.token.status == TokenStatus::Active)
+                .map(|t| t.token.clone())
+                .collect()
+        })
     }
 }
 

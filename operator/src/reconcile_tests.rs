@@ -344,12 +344,36 @@ async fn a_secret_the_operator_does_not_own_is_never_overwritten() {
     );
 }
 
-type Setup = dyn Fn() -> (
+/// A resource, its world, and the change to reconcile (from its stored state).
+type Scenario = (
     TookenToken,
     FakeCluster,
     FakeTooken,
     Box<dyn Fn(&TookenToken) -> TookenToken>,
 );
+type Setup = dyn Fn() -> Scenario;
+
+/// `tt` issued in a fresh world, then `change` to reconcile.
+fn issued_then(
+    tt: TookenToken,
+    change: impl Fn(&TookenToken) -> TookenToken + 'static,
+) -> Scenario {
+    let (cluster, api) = world();
+    futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
+    (tt, cluster, api, Box::new(change))
+}
+
+/// Nothing issued yet: the first reconcile issues.
+fn fresh(tt: TookenToken) -> Scenario {
+    let (cluster, api) = world();
+    (tt, cluster, api, Box::new(TookenToken::clone))
+}
+
+fn new_scopes(tt: &TookenToken) -> TookenToken {
+    let mut tt = tt.clone();
+    tt.spec.scopes = vec![TokenScope::TokensWrite];
+    tt
+}
 
 /// Crashes the scenario at every step, and its first retry at every step again (before and
 /// after each effect), each retry a second later, then lets it finish.
@@ -387,15 +411,7 @@ async fn crash_twice_everywhere(setup: &Setup, at: Timestamp) {
 }
 
 /// Crashes the scenario at every step (before and after each effect), then lets it finish.
-async fn crash_everywhere(
-    setup: impl Fn() -> (
-        TookenToken,
-        FakeCluster,
-        FakeTooken,
-        Box<dyn Fn(&TookenToken) -> TookenToken>,
-    ),
-    at: Timestamp,
-) {
+async fn crash_everywhere(setup: impl Fn() -> Scenario, at: Timestamp) {
     // How many steps a clean run takes.
     let (tt, cluster, api, change) = setup();
     let changed = change(&stored(&tt, &cluster));
@@ -418,15 +434,7 @@ async fn crash_everywhere(
 #[tokio::test]
 async fn a_crash_at_any_step_of_issuing_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            (
-                resource(vec![TokenScope::TokensRead]),
-                cluster,
-                api,
-                Box::new(|tt: &TookenToken| tt.clone()),
-            )
-        },
+        || fresh(resource(vec![TokenScope::TokensRead])),
         Timestamp::now(),
     )
     .await;
@@ -435,16 +443,7 @@ async fn a_crash_at_any_step_of_issuing_leaves_no_duplicate_or_orphan() {
 #[tokio::test]
 async fn a_crash_at_any_step_of_rotating_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            let mut tt = resource(vec![TokenScope::TokensRead]);
-            tt.spec.rotation = Some(RotationPolicy {
-                every: Some("1h".into()),
-                before_expiry: None,
-            });
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
-        },
+        || issued_then(hourly(), TookenToken::clone),
         Timestamp::now() + SignedDuration::from_hours(2),
     )
     .await;
@@ -453,17 +452,7 @@ async fn a_crash_at_any_step_of_rotating_leaves_no_duplicate_or_orphan() {
 #[tokio::test]
 async fn a_crash_at_any_step_of_a_scope_change_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            let tt = resource(vec![TokenScope::TokensRead]);
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            let change = |tt: &TookenToken| {
-                let mut tt = tt.clone();
-                tt.spec.scopes = vec![TokenScope::TokensWrite];
-                tt
-            };
-            (tt, cluster, api, Box::new(change))
-        },
+        || issued_then(resource(vec![TokenScope::TokensRead]), new_scopes),
         Timestamp::now(),
     )
     .await;
@@ -482,6 +471,10 @@ async fn a_crash_at_any_step_of_repairing_a_deleted_secret_leaves_no_duplicate_o
         Timestamp::now(),
     )
     .await;
+}
+
+fn last_event(cluster: &FakeCluster) -> Option<String> {
+    cluster.state.lock().unwrap().events.last().cloned()
 }
 
 fn hourly() -> TookenToken {
@@ -539,13 +532,12 @@ async fn two_crashes_at_any_steps_of_issuing_leave_one_working_token() {
 async fn two_crashes_at_any_steps_of_issuing_with_a_lifetime_leave_one_working_token() {
     crash_twice_everywhere(
         &|| {
-            let (cluster, api) = world();
             let mut tt = hourly();
             tt.spec.expiry = Some(Expiry {
                 after: Some("24h".into()),
                 at: None,
             });
-            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
+            fresh(tt)
         },
         Timestamp::now(),
     )
@@ -555,12 +547,7 @@ async fn two_crashes_at_any_steps_of_issuing_with_a_lifetime_leave_one_working_t
 #[tokio::test]
 async fn two_crashes_at_any_steps_of_a_scheduled_rotation_leave_one_working_token() {
     crash_twice_everywhere(
-        &|| {
-            let (cluster, api) = world();
-            let tt = hourly();
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
-        },
+        &|| issued_then(hourly(), TookenToken::clone),
         Timestamp::now() + SignedDuration::from_hours(2),
     )
     .await;
@@ -568,21 +555,7 @@ async fn two_crashes_at_any_steps_of_a_scheduled_rotation_leave_one_working_toke
 
 #[tokio::test]
 async fn two_crashes_at_any_steps_of_a_scope_change_leave_one_working_token() {
-    crash_twice_everywhere(
-        &|| {
-            let (cluster, api) = world();
-            let tt = hourly();
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            let change = |tt: &TookenToken| {
-                let mut tt = tt.clone();
-                tt.spec.scopes = vec![TokenScope::TokensWrite];
-                tt
-            };
-            (tt, cluster, api, Box::new(change))
-        },
-        Timestamp::now(),
-    )
-    .await;
+    crash_twice_everywhere(&|| issued_then(hourly(), new_scopes), Timestamp::now()).await;
 }
 
 /// A key an older operator used with a body that depended on the time: the API refuses it, and
@@ -601,7 +574,11 @@ async fn a_refused_create_key_adopts_the_token_it_made() {
     let made = api.create_token(&older, &key).await.unwrap().token.id;
     apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
     assert_eq!(api.state.lock().unwrap().refused_keys, [key]);
-    assert_eq!(api.active(), std::slice::from_ref(&made), "adopted, not duplicated");
+    assert_eq!(
+        api.active(),
+        std::slice::from_ref(&made),
+        "adopted, not duplicated"
+    );
     assert_converged(&cluster, &api);
     let status = cluster.state.lock().unwrap().status.clone().unwrap();
     assert_eq!(status.token_id.as_deref(), Some(made.as_str()));
@@ -633,16 +610,7 @@ async fn a_rotation_through_the_api_is_healed_by_the_next_verify() {
         [id],
         "the same token, with a secret the Secret holds"
     );
-    assert_eq!(
-        cluster
-            .state
-            .lock()
-            .unwrap()
-            .events
-            .last()
-            .map(String::as_str),
-        Some("Healed")
-    );
+    assert_eq!(last_event(&cluster).as_deref(), Some("Healed"));
     assert_eq!(
         cluster
             .state
@@ -669,16 +637,7 @@ async fn a_revocation_through_the_api_is_healed_with_a_new_token() {
         .unwrap();
     assert_converged(&cluster, &api);
     assert_ne!(api.active(), [old]);
-    assert_eq!(
-        cluster
-            .state
-            .lock()
-            .unwrap()
-            .events
-            .last()
-            .map(String::as_str),
-        Some("Reissued")
-    );
+    assert_eq!(last_event(&cluster).as_deref(), Some("Reissued"));
 }
 
 #[tokio::test]
@@ -730,16 +689,7 @@ async fn each_new_rotate_at_value_rotates_exactly_once() {
     assert_eq!(rotation(&cluster), Some(1));
     assert_ne!(secret_in_cluster(&cluster).unwrap(), first);
     assert_converged(&cluster, &api);
-    assert_eq!(
-        cluster
-            .state
-            .lock()
-            .unwrap()
-            .events
-            .last()
-            .map(String::as_str),
-        Some("Rotated")
-    );
+    assert_eq!(last_event(&cluster).as_deref(), Some("Rotated"));
     let status = cluster.state.lock().unwrap().status.clone().unwrap();
     assert_eq!(
         status.rotate_at_handled.as_deref(),
@@ -778,13 +728,7 @@ async fn a_rotate_at_value_is_handled_once_across_a_crash_before_the_status() {
 #[tokio::test]
 async fn a_crash_at_any_step_of_a_requested_rotation_leaves_one_working_token() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            let tt = hourly();
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            let change = |tt: &TookenToken| annotated(tt, "please");
-            (tt, cluster, api, Box::new(change))
-        },
+        || issued_then(hourly(), |tt| annotated(tt, "please")),
         Timestamp::now(),
     )
     .await;

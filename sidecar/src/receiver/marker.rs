@@ -10,15 +10,11 @@ pub fn restarted_for(annotation: Option<&str>, token_id: &str) -> Option<u64> {
 
 /// The annotation with `token_id` recorded at `rotation`, other tokens' entries kept.
 pub fn record(annotation: Option<&str>, token_id: &str, rotation: u64) -> String {
-    let mut out: Vec<String> = annotation
-        .map(entries)
-        .into_iter()
-        .flatten()
-        .filter(|(id, _)| *id != token_id)
-        .map(|(id, rotation)| format!("{id}:{rotation}"))
-        .collect();
-    out.push(format!("{token_id}:{rotation}"));
-    out.join(",")
+    let entry = format!("{token_id}:{rotation}");
+    match remove(annotation, token_id) {
+        Some(rest) => format!("{rest},{entry}"),
+        None => entry,
+    }
 }
 
 /// The annotation without `token_id`'s entry; `None` when nothing is left.
