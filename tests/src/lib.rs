@@ -4,10 +4,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The kubeconfig of the cluster to test against, or `None` after printing why the test is
-/// skipped. These tests never pass silently: without a cluster they say so.
+/// skipped. These tests never pass silently: without a cluster they say so, and under `CI`
+/// (where `.ci/run` starts the cluster) they fail.
 pub fn kubeconfig(test: &str) -> Option<PathBuf> {
     match std::env::var_os("TOOKEN_E2E_KUBECONFIG") {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!(
+                "{test}: TOOKEN_E2E_KUBECONFIG is not set under CI, where no cluster test may skip"
+            )
+        }
         _ => {
             // Straight to stderr: the test harness hides eprintln! output of passing tests.
             use std::io::Write;
@@ -30,21 +36,38 @@ pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client
 }
 
 /// The path of a workspace binary (`tooken-server`, `tooken-operator`, `tooken-sidecar`),
-/// built by `cargo test --workspace` next to this test executable.
+/// built by `cargo test --workspace` or `cargo build --workspace` into the same profile
+/// directory as the running executable: a test (`target/debug/deps/<test>`) or one of this
+/// crate's own binaries (`target/debug/<bin>`).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/<test> -> target/debug/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    let path = dir.join(name);
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    let profile = if dir.ends_with("deps") {
+        dir.parent().expect("profile directory")
+    } else {
+        dir
+    };
+    let path = profile.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace` first",
         path.display()
     );
     path
+}
+
+/// A command-line tool of the test control plane (`kubectl`, `helm`): the pinned build that
+/// `tests/cluster/build` made, else whatever `PATH` finds.
+pub fn cluster_tool(name: &str) -> PathBuf {
+    let home = std::env::var_os("TOOKEN_CLUSTER_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tooken-cluster"))
+        });
+    let built = home
+        .map(|h| h.join("bin").join(name))
+        .filter(|p| p.exists());
+    built.unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// A child process killed when dropped, so a failing test leaves nothing running.

@@ -166,27 +166,7 @@ async fn a_receiver_that_was_down_gets_every_event(app: TestApp) {
         );
     }
     // Attempts fail while nothing listens; the log says so.
-    let log = loop {
-        let response = app
-            .authed(
-                Method::GET,
-                &format!("/v1/webhooks/{hook}/deliveries"),
-                &app.api_key,
-            )
-            .send()
-            .await
-            .unwrap();
-        let log = expect_json(response, 200).await;
-        if log["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["attempts"].as_i64().unwrap() >= 2)
-        {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let log = deliveries_when(&app, &hook, |d| d["attempts"].as_i64().unwrap() >= 2).await;
     for delivery in log["data"].as_array().unwrap() {
         assert_eq!(delivery["status"], "pending");
         assert_eq!(delivery["last_error"], "could not connect");
@@ -204,20 +184,37 @@ async fn a_receiver_that_was_down_gets_every_event(app: TestApp) {
     for id in &ids {
         assert!(delivered.contains(id), "{id} lost");
     }
-    let response = app
-        .authed(
-            Method::GET,
-            &format!("/v1/webhooks/{hook}/deliveries"),
-            &app.api_key,
-        )
-        .send()
-        .await
-        .unwrap();
-    for delivery in expect_json(response, 200).await["data"].as_array().unwrap() {
-        assert_eq!(delivery["status"], "delivered");
+    // The receiver answers before the server records the outcome, so wait for the record.
+    let log = deliveries_when(&app, &hook, |d| d["status"] == "delivered").await;
+    for delivery in log["data"].as_array().unwrap() {
         assert_eq!(delivery["last_status_code"], 200);
         assert!(delivery["last_latency_ms"].as_i64().unwrap() >= 0);
         assert!(delivery["delivered_at"].is_string());
+    }
+}
+
+/// The webhook's delivery log once every entry satisfies `done`, polled until `WAIT` is over.
+async fn deliveries_when(app: &TestApp, hook: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = app
+            .authed(
+                Method::GET,
+                &format!("/v1/webhooks/{hook}/deliveries"),
+                &app.api_key,
+            )
+            .send()
+            .await
+            .unwrap();
+        let log = expect_json(response, 200).await;
+        if log["data"].as_array().unwrap().iter().all(&done) {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery log never got there: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
