@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -218,17 +218,7 @@ pub async fn reserve_volume(client: &kube::Client, namespace: &str, claim: &str)
 
 impl Drop for ReservedVolume {
     fn drop(&mut self) {
-        let api = self.api.clone();
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _ = runtime.block_on(api.delete(&name, &DeleteParams::default()));
-        })
-        .join()
-        .ok();
+        crate::delete_in_background(self.api.clone(), self.name.clone());
     }
 }
 

@@ -184,6 +184,45 @@ pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String,
     (server, base_url, api_key)
 }
 
+/// Registers a webhook endpoint for `token.rotated` at a sidecar listening on `port` of
+/// 127.0.0.1; returns its signing secret.
+pub async fn register_sidecar_webhook(base_url: &str, api_key: &str, port: u16) -> String {
+    let webhook: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base_url}/v1/webhooks"))
+        .bearer_auth(api_key)
+        .json(&serde_json::json!({
+            "url": format!("http://127.0.0.1:{port}/webhooks/tooken"),
+            "event_types": ["token.rotated"],
+        }))
+        .send()
+        .await
+        .expect("register the webhook")
+        .json()
+        .await
+        .expect("the webhook answer");
+    webhook["secret"]
+        .as_str()
+        .expect("webhook created")
+        .to_owned()
+}
+
+/// Deletes `name` from a drop guard: best effort, on a thread of its own, so it neither needs
+/// nor blocks the test's runtime.
+pub fn delete_in_background<K>(api: kube::Api<K>, name: String)
+where
+    K: Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = runtime.block_on(api.delete(&name, &Default::default()));
+    })
+    .join()
+    .ok();
+}
+
 /// Applies the committed CRD and waits until the API server serves it.
 pub async fn install_crd(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -240,18 +279,7 @@ pub struct TempNamespace {
 
 impl Drop for TempNamespace {
     fn drop(&mut self) {
-        let api = self.api.clone();
-        let name = self.name.clone();
-        // Best effort, without blocking the test's runtime.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _ = runtime.block_on(api.delete(&name, &Default::default()));
-        })
-        .join()
-        .ok();
+        delete_in_background(self.api.clone(), self.name.clone());
     }
 }
 

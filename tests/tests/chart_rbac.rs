@@ -111,20 +111,8 @@ async fn cluster_wide(client: &kube::Client, kubeconfig: &Path, base_url: &str, 
     // The sidecar's endpoint, registered as the chart's API server does it.
     let sidecar_port = free_port();
     let http = reqwest::Client::new();
-    let webhook: serde_json::Value = http
-        .post(format!("{base_url}/v1/webhooks"))
-        .bearer_auth(api_key)
-        .json(&json!({"url": format!("http://127.0.0.1:{sidecar_port}/webhooks/tooken"), "event_types": ["token.rotated"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let signing_secret = webhook["secret"]
-        .as_str()
-        .expect("webhook created")
-        .to_owned();
+    let signing_secret =
+        tooken_e2e::register_sidecar_webhook(base_url, api_key, sidecar_port).await;
     let sidecar = spawn(
         "tooken-sidecar",
         &["receiver"],

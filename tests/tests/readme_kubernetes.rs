@@ -182,28 +182,14 @@ async fn the_readme_operator_section_works_as_written() {
 
     // The sidecar receiver, which rolls `restartOnRotation` workloads (see its own README).
     let sidecar_port = free_port();
-    let webhook: Value = reqwest::Client::new()
-        .post(format!("{base_url}/v1/webhooks"))
-        .bearer_auth(&api_key)
-        .json(
-            &json!({"url": format!("http://127.0.0.1:{sidecar_port}/webhooks/tooken"),
-                      "event_types": ["token.rotated"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let signing_secret =
+        tooken_e2e::register_sidecar_webhook(&base_url, &api_key, sidecar_port).await;
     let _sidecar = spawn(
         "tooken-sidecar",
         &["receiver"],
         &[
             ("KUBECONFIG", kubeconfig.display().to_string()),
-            (
-                "TOOKEN_WEBHOOK_SECRET",
-                webhook["secret"].as_str().unwrap().into(),
-            ),
+            ("TOOKEN_WEBHOOK_SECRET", signing_secret),
             ("TOOKEN_SIDECAR_LISTEN", format!("127.0.0.1:{sidecar_port}")),
         ],
     );

@@ -48,20 +48,8 @@ async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
         start_api_server(&[("TOOKEN_WEBHOOK_RETRY_BASE_MS", "200".into())]).await;
     let sidecar_port = free_port();
     let http = reqwest::Client::new();
-    let webhook: serde_json::Value = http
-        .post(format!("{base_url}/v1/webhooks"))
-        .bearer_auth(&api_key)
-        .json(&json!({"url": format!("http://127.0.0.1:{sidecar_port}/webhooks/tooken"), "event_types": ["token.rotated"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let signing_secret = webhook["secret"]
-        .as_str()
-        .expect("webhook created")
-        .to_owned();
+    let signing_secret =
+        tooken_e2e::register_sidecar_webhook(&base_url, &api_key, sidecar_port).await;
     let _sidecar = spawn(
         "tooken-sidecar",
         &["receiver"],
