@@ -6,14 +6,16 @@ use crate::cluster::{
 };
 use crate::crd::TookenToken;
 use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
-use crate::reconcile::{self, ReconcileError};
-use futures::StreamExt;
+use crate::reconcile::{self, MAX_REQUEUE, ReconcileError};
+use crate::tooken_api::MeteredApi;
+use futures::{StreamExt, TryStreamExt, future};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use rand::RngExt;
 use std::collections::{HashMap, HashSet};
@@ -47,6 +49,28 @@ pub struct Context {
 pub fn backoff(failures: u32) -> Duration {
     let base = 5u64.saturating_mul(1u64 << failures.min(6)).min(300);
     Duration::from_secs(base).mul_f64(rand::rng().random_range(0.75..1.25))
+}
+
+/// The periodic check of an otherwise idle resource, spread over the last fifth of
+/// `MAX_REQUEUE` so resources created together are not all checked in the same second.
+fn spread(wait: Duration) -> Duration {
+    if wait < MAX_REQUEUE {
+        return wait;
+    }
+    MAX_REQUEUE.mul_f64(rand::rng().random_range(0.8..1.0))
+}
+
+/// The Tooken API client for a resource, from its connection.
+async fn api_client(ctx: &Context, tt: &TookenToken) -> Result<MeteredApi, ReconcileError> {
+    let connection = connection(ctx, tt).await?;
+    Ok(MeteredApi {
+        client: tooken_contract::Client::new(
+            ctx.http.clone(),
+            &connection.url,
+            &connection.api_key,
+        ),
+        metrics: ctx.metrics.clone(),
+    })
 }
 
 async fn connection(ctx: &Context, tt: &TookenToken) -> Result<ApiConnection, ReconcileError> {
@@ -84,17 +108,12 @@ async fn reconcile(
             Event::Apply(tt) => {
                 ctx.managed.lock().expect("lock").insert(key.clone());
                 let result = async {
-                    let connection = connection(&ctx, &tt).await?;
-                    let client = tooken_contract::Client::new(
-                        ctx.http.clone(),
-                        &connection.url,
-                        &connection.api_key,
-                    );
+                    let client = api_client(&ctx, &tt).await?;
                     reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await
                 }
                 .await;
                 match result {
-                    Ok(wait) => Ok(Action::requeue(wait)),
+                    Ok(wait) => Ok(Action::requeue(spread(wait))),
                     Err(err) => {
                         reconcile::report_failure(&tt, &ctx.cluster, &err, Timestamp::now()).await;
                         ctx.cluster
@@ -106,18 +125,14 @@ async fn reconcile(
             }
             Event::Cleanup(tt) => {
                 let result = async {
-                    let connection = connection(&ctx, &tt).await?;
-                    let client = tooken_contract::Client::new(
-                        ctx.http.clone(),
-                        &connection.url,
-                        &connection.api_key,
-                    );
+                    let client = api_client(&ctx, &tt).await?;
                     reconcile::cleanup(&tt, &ctx.cluster, &client).await
                 }
                 .await;
                 match result {
                     Ok(()) => {
                         ctx.managed.lock().expect("lock").remove(&key);
+                        ctx.cluster.own_writes.forget(&*tt);
                         Ok(Action::await_change())
                     }
                     Err(err) => {
@@ -195,37 +210,66 @@ pub async fn run(
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 ) {
-    let (tokens, secrets): (Api<TookenToken>, Api<Secret>) = match &settings.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    // Secrets as metadata only (`PartialObjectMeta`): values are never watched or cached.
+    let (tokens, secrets): (Api<TookenToken>, Api<PartialObjectMeta<Secret>>) =
+        match &settings.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
     let reporter = Reporter {
         controller: "tooken-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
+    let mut cluster = KubeCluster::new(client.clone(), recorder, metrics.clone());
+
+    // TookenTokens, cached without managedFields (never read, and most of each object's size).
+    // Events that only echo the operator's own status write trigger nothing.
+    let (tokens_reader, tokens_writer) = reflector::store();
+    let own_writes = cluster.own_writes.clone();
+    let tokens = watcher(tokens, watcher::Config::default())
+        .default_backoff()
+        .modify(|tt| tt.managed_fields_mut().clear())
+        .reflect(tokens_writer)
+        .applied_objects()
+        .try_filter(move |tt| future::ready(!own_writes.is_echo(tt)));
+
+    // Only the operator's own Secrets, and only their metadata: memory does not grow with the
+    // Secrets in the cluster or with their size. A deleted or edited one triggers its owner.
+    let (secrets_reader, secrets_writer) = reflector::store();
+    cluster.secret_cache = Some(secrets_reader);
+    let digests = cluster.digests.clone();
+    let own_secrets =
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let secrets = watcher(secrets, own_secrets)
+        .default_backoff()
+        .modify(|secret| secret.managed_fields_mut().clear())
+        .reflect(secrets_writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(secret) = event {
+                digests.forget(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            }
+        })
+        .touched_objects()
+        .try_filter({
+            let own_writes = cluster.own_writes.clone();
+            move |secret| future::ready(!own_writes.is_echo(secret))
+        });
+
     let ctx = Arc::new(Context {
         client: client.clone(),
-        cluster: KubeCluster {
-            client: client.clone(),
-            recorder,
-            metrics: metrics.clone(),
-        },
+        cluster,
         http,
         metrics,
         default_connection: settings.default_connection,
         failures: Mutex::default(),
         managed: Mutex::default(),
     });
-    // Only the operator's own Secrets are watched (and cached), so memory does not grow with
-    // the number of Secrets in the cluster; a deleted or edited one triggers its owner at once.
-    let own_secrets =
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    Controller::new(tokens, watcher::Config::default())
-        .owns(secrets, own_secrets)
+    Controller::for_stream(tokens, tokens_reader)
+        .owns_stream(secrets)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

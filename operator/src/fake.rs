@@ -2,7 +2,7 @@
 //! can crash a reconcile at any step: before an operation takes effect, or after it took
 //! effect with its reply lost.
 
-use crate::cluster::{Cluster, DesiredSecret};
+use crate::cluster::{Cluster, DesiredSecret, ObservedSecret};
 use crate::crd::{TookenToken, TookenTokenStatus};
 use crate::tooken_api::{ApiFailure, TookenApi};
 use jiff::Timestamp;
@@ -252,11 +252,18 @@ impl Cluster for FakeCluster {
         &self,
         _namespace: &str,
         _name: &str,
-    ) -> Result<Option<Secret>, kube::Error> {
+        _fresh: bool,
+    ) -> Result<Option<ObservedSecret>, kube::Error> {
         if self.steps.lock().unwrap().step("get_secret").is_some() {
             return Err(kube_crash());
         }
-        Ok(self.state.lock().unwrap().secret.clone())
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .secret
+            .as_ref()
+            .map(ObservedSecret::read))
     }
 
     async fn apply_secret(

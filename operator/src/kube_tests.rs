@@ -8,6 +8,8 @@ use crate::leader::Elector;
 use crate::reconcile::{apply, cleanup};
 use http::{Request, Response, StatusCode};
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -105,11 +107,11 @@ fn kube_cluster(client: kube::Client) -> KubeCluster {
         controller: "tooken-operator".into(),
         instance: None,
     };
-    KubeCluster {
-        recorder: Recorder::new(client.clone(), reporter),
-        client,
-        metrics: Arc::default(),
-    }
+    KubeCluster::new(
+        client.clone(),
+        Recorder::new(client, reporter),
+        Arc::default(),
+    )
 }
 
 fn calls(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<String> {
@@ -322,10 +324,16 @@ async fn losing_a_race_for_the_lease_is_not_an_error() {
     assert!(!elector(client).try_acquire(Timestamp::now()).await.unwrap());
 }
 
-/// An API server that remembers the Secret last applied and returns it on GET.
-fn stateful_api_server() -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
+/// An API server that remembers the Secret last applied (giving each write a new
+/// resourceVersion) and returns it on GET.
+fn stateful_api_server() -> (
+    kube::Client,
+    Arc<Mutex<Vec<Seen>>>,
+    Arc<Mutex<Option<Value>>>,
+) {
     let stored: Arc<Mutex<Option<Value>>> = Arc::default();
-    api_server(move |request| {
+    let kept = stored.clone();
+    let (client, seen) = api_server(move |request| {
         let is_secret = request.path.contains("/secrets/");
         match request.method.as_str() {
             "GET" if is_secret => match stored.lock().unwrap().clone() {
@@ -333,12 +341,36 @@ fn stateful_api_server() -> (kube::Client, Arc<Mutex<Vec<Seen>>>) {
                 None => not_found(),
             },
             "PATCH" if is_secret => {
-                *stored.lock().unwrap() = Some(request.body.clone());
-                (StatusCode::OK, request.body.clone())
+                let mut secret = request.body.clone();
+                let version = stored.lock().unwrap().as_ref().map_or(1, |s| {
+                    s["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
+                        + 1
+                });
+                secret["metadata"]["resourceVersion"] = json!(version.to_string());
+                *stored.lock().unwrap() = Some(secret.clone());
+                (StatusCode::OK, secret)
             }
             _ => echo(request),
         }
-    })
+    });
+    (client, seen, kept)
+}
+
+/// A watch cache holding the metadata of `secret`, as the operator's Secret watch would.
+fn cache_of(secret: &Value) -> kube::runtime::reflector::Store<PartialObjectMeta<Secret>> {
+    let (reader, mut writer) = kube::runtime::reflector::store();
+    let secret: Secret = serde_json::from_value(secret.clone()).unwrap();
+    let meta = PartialObjectMeta::<Secret> {
+        types: None,
+        metadata: secret.metadata,
+        _phantom: Default::default(),
+    };
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(meta));
+    reader
 }
 
 /// Runs reconcile twice on one API server: once to issue, then with `change` applied to the
@@ -347,7 +379,7 @@ async fn second_run(
     change: impl Fn(&mut TookenToken),
     at: Timestamp,
 ) -> (Vec<Seen>, crate::fake::FakeTooken) {
-    let (client, seen) = stateful_api_server();
+    let (client, seen, _) = stateful_api_server();
     let (_, api) = world();
     let cluster = kube_cluster(client);
     apply(&resource(), &cluster, &api, Timestamp::now())
@@ -364,18 +396,77 @@ async fn second_run(
 }
 
 #[tokio::test]
-async fn nothing_due_means_no_writes_but_the_status() {
+async fn nothing_due_means_no_writes_at_all() {
     let (seen, _) = second_run(|_| {}, Timestamp::now()).await;
     let calls: Vec<String> = seen
         .iter()
         .map(|s| format!("{} {}", s.method, s.path))
         .collect();
+    assert_eq!(calls, ["GET /api/v1/namespaces/apps/secrets/ci"]);
+}
+
+/// Issues once against a stateful API server; returns the cluster, the resource with the
+/// status written, and the stored Secret.
+async fn issued() -> (
+    KubeCluster,
+    TookenToken,
+    crate::fake::FakeTooken,
+    Arc<Mutex<Vec<Seen>>>,
+    Value,
+) {
+    let (client, seen, stored) = stateful_api_server();
+    let (_, api) = world();
+    let cluster = kube_cluster(client);
+    apply(&resource(), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    let mut tt = resource();
+    tt.status =
+        Some(serde_json::from_value(seen.lock().unwrap()[2].body["status"].clone()).unwrap());
+    seen.lock().unwrap().clear();
+    let secret = stored.lock().unwrap().clone().unwrap();
+    (cluster, tt, api, seen, secret)
+}
+
+#[tokio::test]
+async fn a_cached_secret_as_written_needs_no_request_at_all() {
+    let (mut cluster, tt, api, seen, secret) = issued().await;
+    cluster.secret_cache = Some(cache_of(&secret));
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    assert_eq!(calls(&seen), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_cached_secret_at_another_version_is_read_fresh_before_acting() {
+    let (mut cluster, tt, api, seen, mut secret) = issued().await;
+    // Someone edited it: the watch shows a version the operator never read or wrote.
+    secret["metadata"]["resourceVersion"] = json!("99");
+    cluster.secret_cache = Some(cache_of(&secret));
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    assert_eq!(calls(&seen), ["GET /api/v1/namespaces/apps/secrets/ci"]);
+}
+
+#[tokio::test]
+async fn a_cached_secret_whose_labels_differ_from_the_spec_is_read_fresh_and_rewritten() {
+    let (mut cluster, mut tt, api, seen, secret) = issued().await;
+    cluster.secret_cache = Some(cache_of(&secret));
+    tt.spec
+        .secret
+        .labels
+        .insert("team".into(), "payments".into());
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
     assert_eq!(
-        calls,
+        calls(&seen),
         [
             "GET /api/v1/namespaces/apps/secrets/ci",
-            "PATCH /apis/tooken.io/v1alpha1/namespaces/apps/tookentokens/ci/status"
+            "PATCH /api/v1/namespaces/apps/secrets/ci"
         ]
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[1].body["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        seen[1].body["data"], secret["data"],
+        "the same value, not a rotation"
     );
 }
 

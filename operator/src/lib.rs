@@ -7,10 +7,12 @@ pub mod crd;
 pub mod duration;
 #[cfg(test)]
 mod fake;
+pub mod kube_client;
 #[cfg(test)]
 mod kube_tests;
 pub mod leader;
 pub mod metrics;
+pub mod own_writes;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;

@@ -39,9 +39,8 @@ fn init_logging(format: &str) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let default_connection = cli.default_connection()?;
-    let client = kube::Client::try_default().await.map_err(|err| {
-        anyhow::anyhow!("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {err}")
-    })?;
+    let metrics = Arc::new(Metrics::default());
+    let client = tooken_operator::kube_client::connect(metrics.clone()).await?;
     match cli.setup {
         Some(Setup::SetupCredentials {
             namespace,
@@ -52,7 +51,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => {}
     }
-    let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(serve_health(cli.listen, metrics.clone(), ready.clone()));
     // Followers are ready too: they stand by to take the lease.

@@ -6,15 +6,13 @@
 //! that was issued but never stored is replaced by rotating again. No step leaves a token that
 //! the status does not name.
 
-use crate::cluster::{Cluster, DesiredSecret, ROTATION_KEY, TOKEN_ID_KEY};
+use crate::cluster::{Cluster, DesiredSecret, ObservedSecret, ROTATION_KEY, TOKEN_ID_KEY};
 use crate::crd::{DeletionPolicy, PendingRevocation, TokenScope, TookenToken, TookenTokenStatus};
 use crate::duration;
 use crate::tooken_api::{ApiFailure, TookenApi};
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 use tooken_contract::tokens::{CreateTokenRequest, RotateTokenRequest, TokenStatus};
 
@@ -53,33 +51,33 @@ impl ReconcileError {
 }
 
 pub fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+    crate::cluster::sha256_hex(value.as_bytes())
 }
 
-fn owned_by(secret: &Secret, uid: &str) -> bool {
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.uid == uid && r.controller == Some(true))
+/// Whether a Secret is exactly what the status says was written: then a cached view of it can
+/// be trusted, and anything else is confirmed by a fresh read before acting on it.
+fn as_recorded(secret: &ObservedSecret, tt: &TookenToken, status: &TookenTokenStatus) -> bool {
+    let (Some(token_id), Some(rotation)) = (&status.token_id, status.rotation) else {
+        return false;
+    };
+    let desired = DesiredSecret {
+        name: tt.secret_name(),
+        key: tt.secret_key(),
+        value: String::new(),
+        token_id: token_id.clone(),
+        rotation,
+        labels: tt.spec.secret.labels.clone(),
+        annotations: tt.spec.secret.annotations.clone(),
+    };
+    secret.controller == tt.uid()
+        && secret.digests.get(&desired.key) == status.secret_hash.as_ref()
+        && metadata_matches(secret, &desired, tt)
 }
 
-fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-}
-
-fn annotation<'a>(secret: &'a Secret, key: &str) -> Option<&'a str> {
-    secret
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
+fn metadata_matches(secret: &ObservedSecret, desired: &DesiredSecret, tt: &TookenToken) -> bool {
+    let ours = desired.to_secret(tt).metadata;
+    Some(&secret.labels) == ours.labels.as_ref()
+        && Some(&secret.annotations) == ours.annotations.as_ref()
 }
 
 fn parse_time(text: Option<&str>) -> Option<Timestamp> {
@@ -218,11 +216,20 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     let uid = tt.uid().unwrap_or_default();
     let secret_name = tt.secret_name();
     let key = tt.secret_key();
-    let existing = cluster.get_secret(&namespace, &secret_name).await?;
-    if existing.as_ref().is_some_and(|s| !owned_by(s, &uid)) {
+    let mut status = tt.status.clone().unwrap_or_default();
+    let mut existing = cluster.get_secret(&namespace, &secret_name, false).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|s| s.values.is_none() && !as_recorded(s, tt, &status))
+    {
+        existing = cluster.get_secret(&namespace, &secret_name, true).await?;
+    }
+    if existing
+        .as_ref()
+        .is_some_and(|s| s.controller.as_deref() != Some(uid.as_str()))
+    {
         return Err(ReconcileError::SecretConflict(secret_name));
     }
-    let mut status = tt.status.clone().unwrap_or_default();
     let grace = grace_seconds(tt);
 
     // Tokens replaced by a scope change go once their grace period is over.
@@ -294,18 +301,16 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     };
 
     // Does the Secret hold this token's current secret?
-    let in_cluster = existing.as_ref().and_then(|s| secret_value(s, &key));
+    let in_cluster = existing.as_ref().and_then(|s| s.digests.get(&key));
     let labelled_current = existing.as_ref().is_some_and(|s| {
-        annotation(s, TOKEN_ID_KEY) == Some(token.id.as_str())
-            && annotation(s, ROTATION_KEY) == Some(token.rotation.to_string().as_str())
+        s.annotations.get(TOKEN_ID_KEY) == Some(&token.id)
+            && s.annotations.get(ROTATION_KEY) == Some(&token.rotation.to_string())
     });
-    let intact = match &in_cluster {
+    let intact = match in_cluster {
         None => false,
         // Written before a crash kept the status from recording it: adopt it.
         Some(_) if status.rotation != Some(token.rotation) => labelled_current,
-        Some(value) => {
-            labelled_current && status.secret_hash.as_deref() == Some(sha256_hex(value).as_str())
-        }
+        Some(digest) => labelled_current && status.secret_hash.as_ref() == Some(digest),
     };
     let last = token.rotated_at.unwrap_or(token.created_at);
     let due = next_rotation(tt, last, token.expires_at).is_some_and(|at| at <= now);
@@ -313,9 +318,13 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     let mut rotation = token.rotation;
     let mut expires_at = token.expires_at;
     let mut last_rotation = last;
+    // The value to write, `None` to keep the one in the Secret (known by its digest).
     let value = match (fresh_secret, in_cluster) {
-        (Some(value), _) => value,
-        (None, Some(value)) if intact && !due => value,
+        (Some(value), _) => Some(value),
+        (None, Some(_)) if intact && !due => existing
+            .as_ref()
+            .and_then(|s| s.value(&key))
+            .map(str::to_owned),
         (None, in_cluster) => {
             if event.is_none() {
                 event = Some(match (&in_cluster, due) {
@@ -350,31 +359,41 @@ pub async fn apply<C: Cluster, A: TookenApi>(
                     break;
                 }
             }
-            secret.ok_or(ReconcileError::NoSecret)?
+            Some(secret.ok_or(ReconcileError::NoSecret)?)
         }
     };
 
-    let desired = DesiredSecret {
+    let mut desired = DesiredSecret {
         name: secret_name.clone(),
         key,
-        value,
+        value: String::new(),
         token_id: token.id.clone(),
         rotation,
         labels: tt.spec.secret.labels.clone(),
         annotations: tt.spec.secret.annotations.clone(),
     };
-    let metadata_current = existing.as_ref().is_some_and(|s| {
-        let ours = desired.to_secret(tt);
-        s.metadata.labels == ours.metadata.labels
-            && s.metadata.annotations == ours.metadata.annotations
-    });
+    let metadata_current = existing
+        .as_ref()
+        .is_some_and(|s| metadata_matches(s, &desired, tt));
+    let value_hash = match value {
+        Some(value) => {
+            desired.value = value;
+            sha256_hex(&desired.value)
+        }
+        // Kept: only a cached view lacks the value, and it is trusted only when it matches
+        // the status, metadata included, so nothing needs writing.
+        None => in_cluster.cloned().ok_or(ReconcileError::NoSecret)?,
+    };
     if event.is_some() || !intact || !metadata_current {
+        if desired.value.is_empty() {
+            return Err(ReconcileError::NoSecret);
+        }
         cluster.apply_secret(tt, &desired).await?;
     }
 
     let next = next_rotation(tt, last_rotation, expires_at);
     status.rotation = Some(rotation);
-    status.secret_hash = Some(sha256_hex(&desired.value));
+    status.secret_hash = Some(value_hash);
     status.secret_name = Some(secret_name);
     status.expires_at = expires_at.map(|t| t.to_string());
     status.last_rotation = Some(last_rotation.to_string());
@@ -390,7 +409,10 @@ pub async fn apply<C: Cluster, A: TookenApi>(
             now,
         ),
     );
-    cluster.apply_status(tt, &status).await?;
+    // Unchanged (the usual periodic check): no write, so no watch event either.
+    if tt.status.as_ref() != Some(&status) {
+        cluster.apply_status(tt, &status).await?;
+    }
     if let Some((reason, note)) = event {
         cluster.event(tt, false, reason, note).await;
     }

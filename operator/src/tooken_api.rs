@@ -1,7 +1,10 @@
 //! What the operator needs from the Tooken API, as a trait so reconcile can be tested against a
 //! fake that fails at any step. The typed client of `tooken-contract` implements it.
 
+use crate::metrics::{Metrics, OperationLabels};
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
 use tooken_contract::tokens::{
     CreateTokenRequest, IssuedToken, RotateTokenRequest, RotatedToken, Token,
 };
@@ -84,5 +87,65 @@ impl TookenApi for Client {
             Err(err) if err.status().map(|s| s.as_u16()) == Some(404) => Ok(()),
             Err(err) => Err(failure(err)),
         }
+    }
+}
+
+/// The typed client, with each call counted and timed.
+pub struct MeteredApi {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+}
+
+impl MeteredApi {
+    async fn measure<T>(&self, operation: &str, call: impl Future<Output = T>) -> T {
+        self.metrics
+            .api_requests
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
+            })
+            .inc();
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .api_request_duration
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+impl TookenApi for MeteredApi {
+    async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+        key: &str,
+    ) -> Result<IssuedToken, ApiFailure> {
+        self.measure(
+            "create_token",
+            TookenApi::create_token(&self.client, request, key),
+        )
+        .await
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<Token>, ApiFailure> {
+        self.measure("get_token", TookenApi::get_token(&self.client, id))
+            .await
+    }
+
+    async fn rotate_token(
+        &self,
+        id: &str,
+        request: &RotateTokenRequest,
+        key: &str,
+    ) -> Result<RotatedToken, ApiFailure> {
+        self.measure(
+            "rotate_token",
+            TookenApi::rotate_token(&self.client, id, request, key),
+        )
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<(), ApiFailure> {
+        self.measure("revoke_token", TookenApi::revoke_token(&self.client, id))
+            .await
     }
 }

@@ -1,16 +1,86 @@
-//! Scale check: N TookenTokens (default 1,000) applied at once against the cluster named by
-//! `TOOKEN_E2E_KUBECONFIG`. Prints the time until all are Ready and the operator's peak RSS.
-//! Design target: 1,000 Ready within 30 s, under 64 MiB.
+//! Scale check of the operator on the cluster named by `TOOKEN_E2E_KUBECONFIG`. For each N in
+//! `TOOKEN_SCALE_N` (comma-separated, default `1000`): a fresh namespace, API server and
+//! operator, N TookenTokens applied at once, then
+//! - the time until all are Ready, reconciles per second and the operator's peak RSS;
+//! - the operator's Kubernetes requests and Tooken API calls per resource, and the
+//!   kube-apiserver's own mean time for each kind of request;
+//! - a steady-state window (`TOOKEN_SCALE_IDLE_SECONDS`, default 20) in which the operator must
+//!   make no write and no Tooken API call (the program fails otherwise), with its CPU use;
+//! - deleting the namespace: the time until every token is revoked and the namespace is gone.
 //!
-//! Run: `TOOKEN_E2E_KUBECONFIG=$(tests/cluster/up) cargo run -p tooken-e2e --bin operator-scale`
-//! (after `cargo build --workspace`); `TOOKEN_SCALE_N` changes N.
+//! Targets: 10,000 Ready within 60 s, peak RSS under 64 MiB at every N. Printed, not asserted:
+//! speed depends on the machine.
+//!
+//! Run: `TOOKEN_E2E_KUBECONFIG=$(tests/cluster/up | tail -1) cargo run -p tooken-e2e --bin
+//! operator-scale` (after `cargo build --workspace`).
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::{BTreeMap, HashSet};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tooken_e2e::{client, install_crd, kubeconfig, spawn, start_api_server, temp_namespace};
+use tooken_e2e::{
+    client, free_port, install_crd, is_ready, kubeconfig, spawn, start_api_server, temp_namespace,
+};
 use tooken_operator::crd::TookenToken;
+
+/// Counters from a Prometheus text page: `name{labels}` → value.
+type Samples = BTreeMap<String, f64>;
+
+fn parse_metrics(text: &str, prefix: &str) -> Samples {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn delta(before: &Samples, after: &Samples) -> Samples {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v != 0.0)
+        .collect()
+}
+
+fn label<'a>(sample: &'a str, name: &str) -> &'a str {
+    let needle = format!("{name}=\"");
+    sample
+        .find(&needle)
+        .map(|at| &sample[at + needle.len()..])
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
+}
+
+struct Operator {
+    process: tooken_e2e::Running,
+    metrics_url: String,
+    http: reqwest::Client,
+}
+
+impl Operator {
+    async fn samples(&self) -> Samples {
+        let text = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .expect("scrape the operator")
+            .text()
+            .await
+            .expect("metrics text");
+        parse_metrics(&text, "tooken_operator_")
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+}
 
 /// The peak resident set of a process, from /proc (Linux).
 fn peak_rss_mib(pid: u32) -> Option<f64> {
@@ -20,40 +90,138 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let Some(kubeconfig) = kubeconfig("operator-scale") else {
-        return;
-    };
-    let n: usize = std::env::var("TOOKEN_SCALE_N")
+/// CPU seconds (user + system) a process has used, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    let per_second = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let client = client(&kubeconfig).await.expect("connect to the cluster");
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    ticks / per_second
+}
+
+async fn apiserver_samples(client: &kube::Client) -> Samples {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+        .await
+        .expect("read the kube-apiserver's metrics");
+    parse_metrics(&text, "apiserver_request_duration_seconds_")
+}
+
+/// Mean kube-apiserver time per request kind, for the resources the operator writes.
+fn print_apiserver_time(samples: &Samples) {
+    let mut kinds: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (sample, value) in samples {
+        let resource = label(sample, "resource");
+        if !matches!(resource, "tookentokens" | "secrets" | "events") {
+            continue;
+        }
+        let subresource = label(sample, "subresource");
+        let kind = format!(
+            "{} {resource}{}{subresource}",
+            label(sample, "verb"),
+            if subresource.is_empty() { "" } else { "/" }
+        );
+        let entry = kinds.entry(kind).or_default();
+        if sample.starts_with("apiserver_request_duration_seconds_sum") {
+            entry.0 += value;
+        } else if sample.starts_with("apiserver_request_duration_seconds_count") {
+            entry.1 += value;
+        }
+    }
+    for (kind, (sum, count)) in kinds.into_iter().filter(|(_, (_, c))| *c > 0.0) {
+        println!(
+            "    kube-apiserver {kind}: {count:.0} requests, mean {:.1} ms",
+            sum / count * 1000.0
+        );
+    }
+}
+
+fn per_resource(samples: &Samples, prefix: &str, n: usize) -> Vec<(String, f64)> {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v / n as f64))
+        .collect()
+}
+
+fn is_write(sample: &str) -> bool {
+    matches!(
+        label(sample, "verb"),
+        "create" | "patch" | "update" | "delete"
+    ) && label(sample, "resource") != "leases"
+}
+
+/// Runs one N; returns false when the steady-state check failed.
+async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
+    let client = client(kubeconfig).await.expect("connect to the cluster");
     install_crd(&client).await;
     let namespace = temp_namespace(&client, "tooken-scale").await;
     let ns = namespace.name.clone();
     let (_server, base_url, api_key) = start_api_server(&[]).await;
-    let operator = spawn(
-        "tooken-operator",
-        &[
-            "--namespace",
-            &ns,
-            "--lease-namespace",
-            &ns,
-            "--listen",
-            "127.0.0.1:0",
-            "--concurrency",
-            "32",
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("TOOKEN_API_URL", base_url),
-            ("TOOKEN_API_KEY", api_key),
-            ("RUST_LOG", "warn".into()),
-        ],
-    );
+    let port = free_port();
+    let operator = Operator {
+        process: spawn(
+            "tooken-operator",
+            &[
+                "--namespace",
+                &ns,
+                "--lease-namespace",
+                &ns,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--concurrency",
+                "32",
+            ],
+            &[
+                ("KUBECONFIG", kubeconfig.display().to_string()),
+                ("TOOKEN_API_URL", base_url),
+                ("TOOKEN_API_KEY", api_key),
+                ("RUST_LOG", "warn".into()),
+            ],
+        ),
+        metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+        http: reqwest::Client::new(),
+    };
+    tooken_e2e::eventually("the operator's metrics", Duration::from_secs(30), || {
+        let request = operator.http.get(&operator.metrics_url).send();
+        async move { request.await.ok().filter(|r| r.status().is_success()) }
+    })
+    .await;
+    let operator_before = operator.samples().await;
+    let apiserver_before = apiserver_samples(&client).await;
+    let cpu_before = cpu_seconds(operator.pid());
+
     let tokens: Api<TookenToken> = Api::namespaced(client.clone(), &ns);
+    // Count Ready from a watch: listing N objects over and over would load the API server
+    // that is being measured.
+    let watch = tokio::spawn({
+        let tokens = tokens.clone();
+        async move {
+            let mut ready = HashSet::new();
+            let mut events = watcher(tokens, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while ready.len() < n {
+                let tt = events.try_next().await.expect("watch").expect("watch ends");
+                if is_ready(&tt) {
+                    ready.insert(tt.metadata.name.unwrap_or_default());
+                }
+            }
+        }
+    });
     let started = Instant::now();
     futures::stream::iter(0..n)
         .for_each_concurrent(50, |i| {
@@ -73,36 +241,138 @@ async fn main() {
         })
         .await;
     let applied = started.elapsed();
-    // Generous, so a slow machine still prints its figures: 10 minutes, more for a large N.
+    // Generous, so a slow machine still prints its figures.
     let deadline = Duration::from_secs(600.max(n as u64 / 5));
-    let mut ready = 0;
-    while ready < n {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let list = tokens.list(&ListParams::default()).await.expect("list");
-        ready = list
-            .items
-            .iter()
-            .filter(|t| {
-                t.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            })
-            .count();
-        assert!(
-            started.elapsed() < deadline,
-            "only {ready} of {n} Ready after {} s",
-            deadline.as_secs()
-        );
-    }
+    tokio::time::timeout(deadline, watch)
+        .await
+        .unwrap_or_else(|_| panic!("not all {n} Ready after {} s", deadline.as_secs()))
+        .expect("the watch");
     let all_ready = started.elapsed();
+    let operator_after = operator.samples().await;
+    let apiserver_after = apiserver_samples(&client).await;
+    let cpu_after = cpu_seconds(operator.pid());
+    let work = delta(&operator_before, &operator_after);
+    let reconciles: f64 = per_resource(&work, "tooken_operator_reconciles_total", 1)
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+
     println!(
-        "{n} TookenTokens: applied in {:.1} s, all Ready after {:.1} s; operator peak RSS {}",
+        "N={n}: applied in {:.1} s, all Ready after {:.1} s; {:.0} reconciles/s; operator \
+         peak RSS {}, CPU {:.1} s",
         applied.as_secs_f64(),
         all_ready.as_secs_f64(),
-        peak_rss_mib(operator.0.id())
+        reconciles / all_ready.as_secs_f64(),
+        peak_rss_mib(operator.pid())
             .map(|m| format!("{m:.1} MiB"))
-            .unwrap_or_else(|| "unknown".into())
+            .unwrap_or_else(|| "unknown".into()),
+        cpu_after - cpu_before,
     );
+    println!("  per resource:");
+    println!("    reconciles: {:.2}", reconciles / n as f64);
+    for (sample, value) in per_resource(&work, "tooken_operator_kubernetes_requests_total", n) {
+        println!(
+            "    Kubernetes {} {}: {value:.2}",
+            label(&sample, "verb"),
+            label(&sample, "resource")
+        );
+    }
+    for (sample, value) in per_resource(&work, "tooken_operator_api_requests_total", n) {
+        println!("    Tooken API {}: {value:.2}", label(&sample, "operation"));
+    }
+    let api_time = |suffix: &str| {
+        work.get(&format!("tooken_operator_api_request_duration_seconds_{suffix}"))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let reconcile_time = |suffix: &str| {
+        work.get(&format!("tooken_operator_reconcile_duration_seconds_{suffix}"))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!("  where the time goes:");
+    println!(
+        "    reconcile: mean {:.1} ms; Tooken API call: mean {:.1} ms",
+        reconcile_time("sum") / reconcile_time("count").max(1.0) * 1000.0,
+        api_time("sum") / api_time("count").max(1.0) * 1000.0
+    );
+    print_apiserver_time(&delta(&apiserver_before, &apiserver_after));
+
+    // Steady state: nothing changes, so nothing should be written or asked of Tooken.
+    let cpu_idle_before = cpu_seconds(operator.pid());
+    let idle_before = operator.samples().await;
+    tokio::time::sleep(idle).await;
+    let idle_work = delta(&idle_before, &operator.samples().await);
+    let cpu_idle = cpu_seconds(operator.pid()) - cpu_idle_before;
+    let writes: f64 = idle_work
+        .iter()
+        .filter(|(k, _)| k.starts_with("tooken_operator_kubernetes_requests_total") && is_write(k))
+        .map(|(_, v)| v)
+        .sum();
+    let api_calls: f64 = per_resource(&idle_work, "tooken_operator_api_requests_total", 1)
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "  steady state over {} s: {writes:.0} Kubernetes writes (leases aside), {api_calls:.0} \
+         Tooken API calls, operator CPU {:.1} %",
+        idle.as_secs(),
+        cpu_idle / idle.as_secs_f64() * 100.0
+    );
+    let steady = writes == 0.0 && api_calls == 0.0;
+    if !steady {
+        eprintln!("  FAILED: an idle operator wrote or called the API: {idle_work:?}");
+    }
+
+    // Delete everything: the operator revokes each token and releases its finalizer.
+    let deleting = Instant::now();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(&ns, &Default::default())
+        .await
+        .expect("delete the namespace");
+    let gone = Duration::from_secs(600.max(n as u64 / 5));
+    tooken_e2e::eventually("the namespace to be gone", gone, || {
+        let namespaces = namespaces.clone();
+        let ns = ns.clone();
+        async move { namespaces.get_opt(&ns).await.ok().flatten().is_none().then_some(()) }
+    })
+    .await;
+    let revoked = delta(&operator_after, &operator.samples().await);
+    println!(
+        "  deleted: namespace gone after {:.1} s, {:.0} tokens revoked",
+        deleting.elapsed().as_secs_f64(),
+        per_resource(&revoked, "tooken_operator_api_requests_total{operation=\"revoke_token\"", 1)
+            .iter()
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    );
+    steady
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Some(kubeconfig) = kubeconfig("operator-scale") else {
+        return ExitCode::SUCCESS;
+    };
+    let sizes: Vec<usize> = std::env::var("TOOKEN_SCALE_N")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("TOOKEN_SCALE_N: numbers, comma-separated"))
+        .collect();
+    let idle = Duration::from_secs(
+        std::env::var("TOOKEN_SCALE_IDLE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+    );
+    let mut steady = true;
+    for n in sizes {
+        steady &= run(&kubeconfig, n, idle).await;
+    }
+    if steady {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
