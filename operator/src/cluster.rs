@@ -3,17 +3,19 @@
 
 use crate::crd::{TookenToken, TookenTokenStatus};
 use crate::own_writes::OwnWrites;
+use crate::secret_cache::SecretCache;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{PartialObjectMeta, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::Reporter;
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub const FIELD_MANAGER: &str = "tooken-operator";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -110,6 +112,15 @@ impl ObservedSecret {
     pub fn value(&self, key: &str) -> Option<&str> {
         self.values.as_ref()?.get(key).map(String::as_str)
     }
+
+    /// A digest of everything but the values (BTreeMaps print in key order).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let text = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            self.controller, self.labels, self.annotations, self.digests
+        );
+        Sha256::digest(text.as_bytes()).into()
+    }
 }
 
 /// The API URL and key a resource uses.
@@ -128,13 +139,14 @@ impl std::fmt::Debug for ApiConnection {
 }
 
 pub trait Cluster: Send + Sync {
-    /// The Secret now. With `fresh` false the answer may come from the watch cache (digests,
-    /// no values) when the cache holds exactly the version last read or written.
+    /// Whether the Secret is known, without a request, to be exactly `expected` (values aside).
+    /// `false` means "read it", not "it differs".
+    fn holds_secret(&self, namespace: &str, name: &str, expected: &ObservedSecret) -> bool;
+    /// The Secret now, read from the API server.
     fn get_secret(
         &self,
         namespace: &str,
         name: &str,
-        fresh: bool,
     ) -> impl Future<Output = Result<Option<ObservedSecret>, kube::Error>> + Send;
     fn apply_secret(
         &self,
@@ -156,102 +168,91 @@ pub trait Cluster: Send + Sync {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// The digests of a Secret version the operator read or wrote, by `namespace/name`.
-#[derive(Default)]
-pub struct SecretDigests {
-    known: Mutex<HashMap<String, (String, BTreeMap<String, String>)>>,
-}
-
-impl SecretDigests {
-    fn remember(&self, namespace: &str, secret: &Secret) -> ObservedSecret {
-        let observed = ObservedSecret::read(secret);
-        let key = format!("{namespace}/{}", secret.name_any());
-        let mut known = self.known.lock().expect("lock");
-        match secret.resource_version() {
-            Some(version) => known.insert(key, (version, observed.digests.clone())),
-            None => known.remove(&key),
-        };
-        observed
-    }
-
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.known
-            .lock()
-            .expect("lock")
-            .remove(&format!("{namespace}/{name}"));
-    }
-
-    /// The digests, if `version` is the one last read or written.
-    fn of(&self, namespace: &str, name: &str, version: &str) -> Option<BTreeMap<String, String>> {
-        let known = self.known.lock().expect("lock");
-        let (known_version, digests) = known.get(&format!("{namespace}/{name}"))?;
-        (known_version == version).then(|| digests.clone())
-    }
-}
-
 /// The cluster through a kube client.
 #[derive(Clone)]
 pub struct KubeCluster {
     pub client: kube::Client,
-    pub recorder: Recorder,
+    /// Names the operator in the Events it records.
+    pub reporter: Reporter,
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// The metadata of the operator's own Secrets, from a watch; `None` reads every time.
-    pub secret_cache: Option<Store<PartialObjectMeta<Secret>>>,
-    pub digests: Arc<SecretDigests>,
+    pub secrets: Arc<SecretCache>,
     pub own_writes: Arc<OwnWrites>,
 }
 
 impl KubeCluster {
     pub fn new(
         client: kube::Client,
-        recorder: Recorder,
+        reporter: Reporter,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         KubeCluster {
             client,
-            recorder,
+            reporter,
             metrics,
-            secret_cache: None,
-            digests: Arc::default(),
+            secrets: Arc::default(),
             own_writes: Arc::default(),
         }
     }
 
-    fn cached_secret(&self, namespace: &str, name: &str) -> Option<ObservedSecret> {
-        let meta = self
-            .secret_cache
-            .as_ref()?
-            .get(&ObjectRef::new(name).within(namespace))?;
-        let digests =
-            self.digests
-                .of(namespace, name, meta.metadata.resource_version.as_deref()?)?;
-        Some(ObservedSecret {
-            controller: controller_uid(&meta.metadata),
-            labels: meta.metadata.labels.clone().unwrap_or_default(),
-            annotations: meta.metadata.annotations.clone().unwrap_or_default(),
-            digests,
-            values: None,
-        })
+    /// An `events.k8s.io/v1` Event about `owner`. Unlike kube's `Recorder`, nothing is cached
+    /// per Event: at 10,000 resources that cache was megabytes, scanned on every Event.
+    fn new_event(
+        &self,
+        owner: &TookenToken,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) -> K8sEvent {
+        let now = jiff::Timestamp::now();
+        let mut note = note;
+        if note.len() > 1024 {
+            let mut end = 1024;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", owner.name_any(), now.as_nanosecond())),
+                namespace: owner.namespace(),
+                ..Default::default()
+            },
+            event_time: Some(MicroTime(now)),
+            action: Some(reason.into()),
+            reason: Some(reason.into()),
+            note: Some(note),
+            type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+            regarding: Some(owner.object_ref(&())),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..Default::default()
+        }
     }
 }
 
 impl Cluster for KubeCluster {
+    fn holds_secret(&self, namespace: &str, name: &str, expected: &ObservedSecret) -> bool {
+        self.secrets.holds(namespace, name, expected)
+    }
+
     async fn get_secret(
         &self,
         namespace: &str,
         name: &str,
-        fresh: bool,
     ) -> Result<Option<ObservedSecret>, kube::Error> {
-        if !fresh && let Some(cached) = self.cached_secret(namespace, name) {
-            return Ok(Some(cached));
-        }
         let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await?;
         Ok(match secret {
-            Some(secret) => Some(self.digests.remember(namespace, &secret)),
+            Some(secret) => Some(self.secrets.remember(namespace, &secret)),
             None => {
-                self.digests.forget(namespace, name);
+                self.secrets.forget(namespace, name);
                 None
             }
         })
@@ -270,7 +271,7 @@ impl Cluster for KubeCluster {
                 &Patch::Apply(secret.to_secret(owner)),
             )
             .await?;
-        self.digests.remember(&namespace, &written);
+        self.secrets.remember(&namespace, &written);
         self.own_writes.wrote(&written);
         Ok(())
     }
@@ -306,19 +307,22 @@ impl Cluster for KubeCluster {
                 })
                 .inc();
         }
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(err) = self.recorder.publish(&event, &owner.object_ref(&())).await {
-            tracing::warn!(error = %err, "could not record a Kubernetes Event");
+        let event = self.new_event(owner, warning, reason, note);
+        let namespace = owner.namespace().unwrap_or_default();
+        match Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &event)
+            .await
+        {
+            Ok(_) => {}
+            // Deleting a namespace revokes all its tokens; none of those can be recorded.
+            Err(kube::Error::Api(status))
+                if status.details.as_ref().is_some_and(|d| {
+                    d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
+                }) =>
+            {
+                tracing::debug!(reason, "no Event: the namespace is being deleted");
+            }
+            Err(err) => tracing::warn!(error = %err, "could not record a Kubernetes Event"),
         }
     }
 }

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
@@ -115,10 +115,14 @@ async fn reconcile(
                 match result {
                     Ok(wait) => Ok(Action::requeue(spread(wait))),
                     Err(err) => {
+                        // A failure that persists is one Warning, not one per retry.
+                        let reported = reconcile::reported(&tt, err.reason());
                         reconcile::report_failure(&tt, &ctx.cluster, &err, Timestamp::now()).await;
-                        ctx.cluster
-                            .event(&tt, true, err.reason(), err.to_string())
-                            .await;
+                        if !reported {
+                            ctx.cluster
+                                .event(&tt, true, err.reason(), err.to_string())
+                                .await;
+                        }
                         Err(err)
                     }
                 }
@@ -223,41 +227,35 @@ pub async fn run(
         controller: "tooken-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
-    let mut cluster = KubeCluster::new(client.clone(), recorder, metrics.clone());
+    let cluster = KubeCluster::new(client.clone(), reporter, metrics.clone());
 
-    // TookenTokens, cached without managedFields (never read, and most of each object's size).
+    // TookenTokens, cached without managedFields and kubectl's copy of the last manifest (never
+    // read, and most of each object's size).
     // Events that only echo the operator's own status write trigger nothing.
     let (tokens_reader, tokens_writer) = reflector::store();
     let own_writes = cluster.own_writes.clone();
     let tokens = watcher(tokens, watcher::Config::default())
         .default_backoff()
-        .modify(|tt| tt.managed_fields_mut().clear())
+        .modify(|tt| {
+            tt.managed_fields_mut().clear();
+            tt.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .reflect(tokens_writer)
         .applied_objects()
         .try_filter(move |tt| future::ready(!own_writes.is_echo(tt)));
 
     // Only the operator's own Secrets, and only their metadata: memory does not grow with the
     // Secrets in the cluster or with their size. A deleted or edited one triggers its owner.
-    let (secrets_reader, secrets_writer) = reflector::store();
-    cluster.secret_cache = Some(secrets_reader);
-    let digests = cluster.digests.clone();
     let own_secrets =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let known = cluster.secrets.clone();
+    let own_writes = cluster.own_writes.clone();
     let secrets = watcher(secrets, own_secrets)
         .default_backoff()
-        .modify(|secret| secret.managed_fields_mut().clear())
-        .reflect(secrets_writer)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(secret) = event {
-                digests.forget(&secret.namespace().unwrap_or_default(), &secret.name_any());
-            }
-        })
+        .inspect_ok(move |event| known.watched(event))
         .touched_objects()
-        .try_filter({
-            let own_writes = cluster.own_writes.clone();
-            move |secret| future::ready(!own_writes.is_echo(secret))
-        });
+        .try_filter(move |secret| future::ready(!own_writes.is_echo(secret)));
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -280,6 +278,22 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_checks_are_spread_over_the_last_fifth_of_an_hour_and_schedules_kept() {
+        let waits: HashSet<u128> = (0..50)
+            .map(|_| {
+                let wait = spread(MAX_REQUEUE);
+                assert!(
+                    (Duration::from_secs(2880)..Duration::from_secs(3600)).contains(&wait),
+                    "{wait:?}"
+                );
+                wait.as_millis()
+            })
+            .collect();
+        assert!(waits.len() > 1, "jittered");
+        assert_eq!(spread(Duration::from_secs(90)), Duration::from_secs(90));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {

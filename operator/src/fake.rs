@@ -248,11 +248,15 @@ pub struct FakeCluster {
 }
 
 impl Cluster for FakeCluster {
+    /// Never: the fake is always read, which exercises every step.
+    fn holds_secret(&self, _namespace: &str, _name: &str, _expected: &ObservedSecret) -> bool {
+        false
+    }
+
     async fn get_secret(
         &self,
         _namespace: &str,
         _name: &str,
-        _fresh: bool,
     ) -> Result<Option<ObservedSecret>, kube::Error> {
         if self.steps.lock().unwrap().step("get_secret").is_some() {
             return Err(kube_crash());

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -107,11 +107,7 @@ fn kube_cluster(client: kube::Client) -> KubeCluster {
         controller: "tooken-operator".into(),
         instance: None,
     };
-    KubeCluster::new(
-        client.clone(),
-        Recorder::new(client, reporter),
-        Arc::default(),
-    )
+    KubeCluster::new(client, reporter, Arc::default())
 }
 
 fn calls(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<String> {
@@ -239,6 +235,22 @@ async fn a_foreign_secret_is_not_touched_and_the_status_says_why() {
 }
 
 #[tokio::test]
+async fn a_failure_already_in_the_status_is_not_written_again() {
+    let (client, seen) = api_server(echo);
+    let cluster = kube_cluster(client);
+    let err = crate::reconcile::ReconcileError::NoConnection("no Secret".into());
+    let now = Timestamp::now();
+    crate::reconcile::report_failure(&resource(), &cluster, &err, now).await;
+    let mut tt = resource();
+    tt.status =
+        Some(serde_json::from_value(seen.lock().unwrap()[0].body["status"].clone()).unwrap());
+    assert!(crate::reconcile::reported(&tt, "NoConnection"));
+    assert!(!crate::reconcile::reported(&tt, "ApiUnavailable"));
+    crate::reconcile::report_failure(&tt, &cluster, &err, now).await;
+    assert_eq!(calls(&seen).len(), 1, "the second report writes nothing");
+}
+
+#[tokio::test]
 async fn deleting_revokes_and_records_it() {
     let (client, seen) = api_server(echo);
     let (fake_cluster, api) = world();
@@ -360,17 +372,16 @@ fn stateful_api_server() -> (
     (client, seen, kept)
 }
 
-/// A watch cache holding the metadata of `secret`, as the operator's Secret watch would.
-fn cache_of(secret: &Value) -> kube::runtime::reflector::Store<PartialObjectMeta<Secret>> {
-    let (reader, mut writer) = kube::runtime::reflector::store();
+/// The operator's Secret watch showing `secret` at its version.
+fn watch_shows(cluster: &KubeCluster, secret: &Value) {
     let secret: Secret = serde_json::from_value(secret.clone()).unwrap();
-    let meta = PartialObjectMeta::<Secret> {
-        types: None,
-        metadata: secret.metadata,
-        _phantom: Default::default(),
-    };
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(meta));
-    reader
+    cluster
+        .secrets
+        .watched(&kube::runtime::watcher::Event::Apply(PartialObjectMeta {
+            types: None,
+            metadata: secret.metadata,
+            _phantom: Default::default(),
+        }));
 }
 
 /// Runs reconcile twice on one API server: once to issue, then with `change` applied to the
@@ -430,26 +441,26 @@ async fn issued() -> (
 
 #[tokio::test]
 async fn a_cached_secret_as_written_needs_no_request_at_all() {
-    let (mut cluster, tt, api, seen, secret) = issued().await;
-    cluster.secret_cache = Some(cache_of(&secret));
+    let (cluster, tt, api, seen, secret) = issued().await;
+    watch_shows(&cluster, &secret);
     apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
     assert_eq!(calls(&seen), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn a_cached_secret_at_another_version_is_read_fresh_before_acting() {
-    let (mut cluster, tt, api, seen, mut secret) = issued().await;
+    let (cluster, tt, api, seen, mut secret) = issued().await;
     // Someone edited it: the watch shows a version the operator never read or wrote.
     secret["metadata"]["resourceVersion"] = json!("99");
-    cluster.secret_cache = Some(cache_of(&secret));
+    watch_shows(&cluster, &secret);
     apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
     assert_eq!(calls(&seen), ["GET /api/v1/namespaces/apps/secrets/ci"]);
 }
 
 #[tokio::test]
 async fn a_cached_secret_whose_labels_differ_from_the_spec_is_read_fresh_and_rewritten() {
-    let (mut cluster, mut tt, api, seen, secret) = issued().await;
-    cluster.secret_cache = Some(cache_of(&secret));
+    let (cluster, mut tt, api, seen, secret) = issued().await;
+    watch_shows(&cluster, &secret);
     tt.spec
         .secret
         .labels

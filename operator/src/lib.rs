@@ -16,6 +16,7 @@ pub mod own_writes;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+pub mod secret_cache;
 pub mod setup;
 pub mod tooken_api;
 

@@ -10,6 +10,11 @@ use tooken_operator::metrics::Metrics;
 use tooken_operator::setup;
 use warp::Filter;
 
+// jemalloc returns the memory of a burst of reconciles; glibc's allocator kept it fragmented
+// (see "Benchmark: the operator at scale" in README.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -54,11 +54,13 @@ pub fn sha256_hex(value: &str) -> String {
     crate::cluster::sha256_hex(value.as_bytes())
 }
 
-/// Whether a Secret is exactly what the status says was written: then a cached view of it can
-/// be trusted, and anything else is confirmed by a fresh read before acting on it.
-fn as_recorded(secret: &ObservedSecret, tt: &TookenToken, status: &TookenTokenStatus) -> bool {
-    let (Some(token_id), Some(rotation)) = (&status.token_id, status.rotation) else {
-        return false;
+/// The Secret as the status says it was written: the cached view of a Secret that matches it
+/// is trusted, and anything else is read afresh before acting on it.
+fn recorded_secret(tt: &TookenToken, status: &TookenTokenStatus) -> Option<ObservedSecret> {
+    let (Some(token_id), Some(rotation), Some(hash)) =
+        (&status.token_id, status.rotation, &status.secret_hash)
+    else {
+        return None;
     };
     let desired = DesiredSecret {
         name: tt.secret_name(),
@@ -69,9 +71,14 @@ fn as_recorded(secret: &ObservedSecret, tt: &TookenToken, status: &TookenTokenSt
         labels: tt.spec.secret.labels.clone(),
         annotations: tt.spec.secret.annotations.clone(),
     };
-    secret.controller == tt.uid()
-        && secret.digests.get(&desired.key) == status.secret_hash.as_ref()
-        && metadata_matches(secret, &desired, tt)
+    let metadata = desired.to_secret(tt).metadata;
+    Some(ObservedSecret {
+        controller: tt.uid(),
+        labels: metadata.labels.unwrap_or_default(),
+        annotations: metadata.annotations.unwrap_or_default(),
+        digests: [(desired.key, hash.clone())].into(),
+        values: None,
+    })
 }
 
 fn metadata_matches(secret: &ObservedSecret, desired: &DesiredSecret, tt: &TookenToken) -> bool {
@@ -182,7 +189,17 @@ pub fn with_ready(mut status: TookenTokenStatus, condition: Condition) -> Tooken
     status
 }
 
-/// Records why the resource is not ready (best effort: the error is what matters).
+/// Whether the status already says the resource is not ready for `reason`.
+pub fn reported(tt: &TookenToken, reason: &str) -> bool {
+    tt.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
+    })
+}
+
+/// Records why the resource is not ready (best effort: the error is what matters); nothing is
+/// written when the status already says so.
 pub async fn report_failure<C: Cluster>(
     tt: &TookenToken,
     cluster: &C,
@@ -199,6 +216,9 @@ pub async fn report_failure<C: Cluster>(
             now,
         ),
     );
+    if tt.status.as_ref() == Some(&status) {
+        return;
+    }
     if let Err(err) = cluster.apply_status(tt, &status).await {
         tracing::warn!(error = %err, "could not record the failure in the status");
     }
@@ -217,13 +237,12 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     let secret_name = tt.secret_name();
     let key = tt.secret_key();
     let mut status = tt.status.clone().unwrap_or_default();
-    let mut existing = cluster.get_secret(&namespace, &secret_name, false).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|s| s.values.is_none() && !as_recorded(s, tt, &status))
-    {
-        existing = cluster.get_secret(&namespace, &secret_name, true).await?;
-    }
+    let existing = match recorded_secret(tt, &status) {
+        Some(recorded) if cluster.holds_secret(&namespace, &secret_name, &recorded) => {
+            Some(recorded)
+        }
+        _ => cluster.get_secret(&namespace, &secret_name).await?,
+    };
     if existing
         .as_ref()
         .is_some_and(|s| s.controller.as_deref() != Some(uid.as_str()))

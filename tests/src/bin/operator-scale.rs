@@ -17,7 +17,7 @@
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
@@ -90,6 +90,14 @@ fn peak_rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The resident set of a process now, from /proc (Linux).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// CPU seconds (user + system) a process has used, from /proc (Linux).
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -110,6 +118,19 @@ fn cpu_seconds(pid: u32) -> f64 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0);
     ticks / per_second
+}
+
+/// The control plane's processes, from the pid files `tests/cluster/up` keeps beside the
+/// kubeconfig (none for another cluster).
+fn control_plane(kubeconfig: &std::path::Path) -> Vec<(String, u32)> {
+    let pids = kubeconfig.with_file_name("pids");
+    ["kube-apiserver", "etcd", "kube-controller-manager", "kwok"]
+        .iter()
+        .filter_map(|name| {
+            let pid = std::fs::read_to_string(pids.join(name)).ok()?;
+            Some((name.to_string(), pid.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 async fn apiserver_samples(client: &kube::Client) -> Samples {
@@ -157,6 +178,14 @@ fn per_resource(samples: &Samples, prefix: &str, n: usize) -> Vec<(String, f64)>
         .collect()
 }
 
+/// The sum of the samples starting with `prefix`.
+fn total(samples: &Samples, prefix: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .fold(0.0, |sum, (_, v)| sum + v)
+}
+
 fn is_write(sample: &str) -> bool {
     matches!(
         label(sample, "verb"),
@@ -170,7 +199,7 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
     install_crd(&client).await;
     let namespace = temp_namespace(&client, "tooken-scale").await;
     let ns = namespace.name.clone();
-    let (_server, base_url, api_key) = start_api_server(&[]).await;
+    let (server, base_url, api_key) = start_api_server(&[]).await;
     let port = free_port();
     let operator = Operator {
         process: spawn(
@@ -178,7 +207,10 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
             &[
                 "--namespace",
                 &ns,
+                // Outside the namespace, whose deletion at the end would take the Lease too.
                 "--lease-namespace",
+                "default",
+                "--lease-name",
                 &ns,
                 "--listen",
                 &format!("127.0.0.1:{port}"),
@@ -202,7 +234,11 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
     .await;
     let operator_before = operator.samples().await;
     let apiserver_before = apiserver_samples(&client).await;
-    let cpu_before = cpu_seconds(operator.pid());
+    let mut processes = control_plane(kubeconfig);
+    processes.push(("tooken-operator".into(), operator.pid()));
+    processes.push(("tooken-server".into(), server.0.id()));
+    processes.push(("this client".into(), std::process::id()));
+    let cpu_before: Vec<f64> = processes.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
 
     let tokens: Api<TookenToken> = Api::namespaced(client.clone(), &ns);
     // Count Ready from a watch: listing N objects over and over would load the API server
@@ -250,23 +286,34 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
     let all_ready = started.elapsed();
     let operator_after = operator.samples().await;
     let apiserver_after = apiserver_samples(&client).await;
-    let cpu_after = cpu_seconds(operator.pid());
-    let work = delta(&operator_before, &operator_after);
-    let reconciles: f64 = per_resource(&work, "tooken_operator_reconciles_total", 1)
+    let cpu_used: Vec<(String, f64)> = processes
         .iter()
-        .map(|(_, v)| v)
-        .sum();
+        .zip(&cpu_before)
+        .map(|((name, pid), before)| (name.clone(), cpu_seconds(*pid) - before))
+        .collect();
+    let work = delta(&operator_before, &operator_after);
+    let reconciles = total(&work, "tooken_operator_reconciles_total");
 
     println!(
         "N={n}: applied in {:.1} s, all Ready after {:.1} s; {:.0} reconciles/s; operator \
-         peak RSS {}, CPU {:.1} s",
+         peak RSS {}",
         applied.as_secs_f64(),
         all_ready.as_secs_f64(),
         reconciles / all_ready.as_secs_f64(),
         peak_rss_mib(operator.pid())
             .map(|m| format!("{m:.1} MiB"))
             .unwrap_or_else(|| "unknown".into()),
-        cpu_after - cpu_before,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "  CPU until all Ready ({cores} cores × {:.0} s = {:.0} s available): {}",
+        all_ready.as_secs_f64(),
+        all_ready.as_secs_f64() * cores as f64,
+        cpu_used
+            .iter()
+            .map(|(name, seconds)| format!("{name} {seconds:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("  per resource:");
     println!("    reconciles: {:.2}", reconciles / n as f64);
@@ -281,14 +328,18 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
         println!("    Tooken API {}: {value:.2}", label(&sample, "operation"));
     }
     let api_time = |suffix: &str| {
-        work.get(&format!("tooken_operator_api_request_duration_seconds_{suffix}"))
-            .copied()
-            .unwrap_or(0.0)
+        work.get(&format!(
+            "tooken_operator_api_request_duration_seconds_{suffix}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
     };
     let reconcile_time = |suffix: &str| {
-        work.get(&format!("tooken_operator_reconcile_duration_seconds_{suffix}"))
-            .copied()
-            .unwrap_or(0.0)
+        work.get(&format!(
+            "tooken_operator_reconcile_duration_seconds_{suffix}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
     };
     println!("  where the time goes:");
     println!(
@@ -304,20 +355,17 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
     tokio::time::sleep(idle).await;
     let idle_work = delta(&idle_before, &operator.samples().await);
     let cpu_idle = cpu_seconds(operator.pid()) - cpu_idle_before;
-    let writes: f64 = idle_work
+    let writes = idle_work
         .iter()
         .filter(|(k, _)| k.starts_with("tooken_operator_kubernetes_requests_total") && is_write(k))
-        .map(|(_, v)| v)
-        .sum();
-    let api_calls: f64 = per_resource(&idle_work, "tooken_operator_api_requests_total", 1)
-        .iter()
-        .map(|(_, v)| v)
-        .sum();
+        .fold(0.0, |sum, (_, v)| sum + v);
+    let api_calls = total(&idle_work, "tooken_operator_api_requests_total");
     println!(
         "  steady state over {} s: {writes:.0} Kubernetes writes (leases aside), {api_calls:.0} \
-         Tooken API calls, operator CPU {:.1} %",
+         Tooken API calls, operator CPU {:.1} %, RSS {:.1} MiB",
         idle.as_secs(),
-        cpu_idle / idle.as_secs_f64() * 100.0
+        cpu_idle / idle.as_secs_f64() * 100.0,
+        rss_mib(operator.pid()).unwrap_or(0.0)
     );
     let steady = writes == 0.0 && api_calls == 0.0;
     if !steady {
@@ -332,20 +380,39 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
         .await
         .expect("delete the namespace");
     let gone = Duration::from_secs(600.max(n as u64 / 5));
+    tooken_e2e::eventually("every TookenToken to be gone", gone, || {
+        let tokens = tokens.clone();
+        async move {
+            let left = tokens.list(&ListParams::default().limit(1)).await.ok()?;
+            left.items.is_empty().then_some(())
+        }
+    })
+    .await;
+    let released = deleting.elapsed();
     tooken_e2e::eventually("the namespace to be gone", gone, || {
         let namespaces = namespaces.clone();
         let ns = ns.clone();
-        async move { namespaces.get_opt(&ns).await.ok().flatten().is_none().then_some(()) }
+        async move {
+            namespaces
+                .get_opt(&ns)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     let revoked = delta(&operator_after, &operator.samples().await);
     println!(
-        "  deleted: namespace gone after {:.1} s, {:.0} tokens revoked",
+        "  deleted: every TookenToken revoked and gone after {:.1} s ({:.0} revocations), the \
+         namespace after {:.1} s",
+        released.as_secs_f64(),
+        total(
+            &revoked,
+            "tooken_operator_api_requests_total{operation=\"revoke_token\""
+        ),
         deleting.elapsed().as_secs_f64(),
-        per_resource(&revoked, "tooken_operator_api_requests_total{operation=\"revoke_token\"", 1)
-            .iter()
-            .map(|(_, v)| v)
-            .sum::<f64>()
     );
     steady
 }
@@ -358,7 +425,11 @@ async fn main() -> ExitCode {
     let sizes: Vec<usize> = std::env::var("TOOKEN_SCALE_N")
         .unwrap_or_else(|_| "1000".into())
         .split(',')
-        .map(|n| n.trim().parse().expect("TOOKEN_SCALE_N: numbers, comma-separated"))
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("TOOKEN_SCALE_N: numbers, comma-separated")
+        })
         .collect();
     let idle = Duration::from_secs(
         std::env::var("TOOKEN_SCALE_IDLE_SECONDS")
