@@ -228,6 +228,39 @@ impl TestApp {
         )
     }
 
+    /// `POST path` acting with `credential` and a JSON body; asserts `status`, returns the body.
+    pub async fn post_as(&self, credential: &str, path: &str, body: Value, status: u16) -> Value {
+        let response = self
+            .authed(Method::POST, path, credential)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, status).await
+    }
+
+    /// Creates a token from `body` with `credential`; returns the 201 body, secret included.
+    pub async fn issue(&self, credential: &str, body: Value) -> Value {
+        self.post_as(credential, "/v1/tokens", body, 201).await
+    }
+
+    /// Rotates token `id` with the team key (`body` as the rotate request); returns the answer.
+    pub async fn rotate(&self, id: &str, body: Value) -> Value {
+        self.post_as(&self.api_key, &format!("/v1/tokens/{id}/rotate"), body, 200)
+            .await
+    }
+
+    /// Revokes token `id` with the team key.
+    pub async fn revoke(&self, id: &str) {
+        self.post_as(
+            &self.api_key,
+            &format!("/v1/tokens/{id}/revoke"),
+            Value::Null,
+            200,
+        )
+        .await;
+    }
+
     /// Signs up `email` (password `correct horse battery`) and returns the session secret.
     pub async fn sign_up(&self, email: &str) -> String {
         let response = self
