@@ -1,4 +1,4 @@
-//! Throughput and latency of `POST /v1/tokens/verify` and `GET /v1/tokens/{id}` with 100,000
+//! Throughput and latency of `POST /v1/tokens/verify`, gateway forward-auth and `GET /v1/tokens/{id}` with 100,000
 //! tokens stored, against a trivial warp handler as the baseline; and token creation per
 //! second on SQLite; and, when `TOOKEN_BENCH_POSTGRES_URL` is set, verify and creation on
 //! PostgreSQL, where nothing is cached because several replicas share the database.
@@ -43,6 +43,8 @@ struct Target {
     /// One request shape per worker, chosen round-robin, so lookups hit many rows.
     requests: Vec<(String, Option<String>)>,
     credential: Option<String>,
+    /// When not empty: each request's own bearer credential, by the same index as `requests`.
+    bearers: Vec<String>,
 }
 
 struct Outcome {
@@ -76,12 +78,16 @@ async fn drive(
             let mut i = worker;
             while Instant::now() < deadline {
                 let (path, body) = &target.requests[i % target.requests.len()];
+                let bearer = target
+                    .bearers
+                    .get(i % target.requests.len())
+                    .or(target.credential.as_ref());
                 i += connections;
                 let mut builder = Request::builder()
                     .method(target.method)
                     .uri(path.as_str())
                     .header("host", "bench");
-                if let Some(credential) = &target.credential {
+                if let Some(credential) = bearer {
                     builder = builder.header("authorization", format!("Bearer {credential}"));
                 }
                 let body = body.clone().map(Bytes::from).unwrap_or_default();
@@ -259,8 +265,27 @@ async fn creation_rate(
         method: "POST",
         requests: vec![("/v1/tokens".into(), Some(body))],
         credential: Some(key.to_owned()),
+        bearers: Vec::new(),
     };
     drive(addr, Arc::new(target), connections, run_for).await
+}
+
+/// A gateway's check of each sample token: its own bearer, one scope required, no API key.
+fn forward_auth_target(sample: &[(String, String)]) -> Target {
+    Target {
+        method: "GET",
+        requests: sample
+            .iter()
+            .map(|_| {
+                (
+                    "/v1/workspaces/bench/forward-auth?scope=tokens:read".to_owned(),
+                    None,
+                )
+            })
+            .collect(),
+        credential: None,
+        bearers: sample.iter().map(|(_, secret)| secret.clone()).collect(),
+    }
 }
 
 fn main() {
@@ -297,11 +322,14 @@ fn main() {
                 .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
                 .collect(),
             credential: Some(key.clone()),
+            bearers: Vec::new(),
         };
+        let forward_auth = forward_auth_target(&sample);
         let get = Target {
             method: "GET",
             requests: sample.iter().map(|(id, _)| (format!("/v1/tokens/{id}"), None)).collect(),
             credential: Some(key.clone()),
+            bearers: Vec::new(),
         };
         let baseline = Target {
             method: "POST",
@@ -310,6 +338,7 @@ fn main() {
                 .map(|(_, secret)| ("/baseline".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
                 .collect(),
             credential: None,
+            bearers: Vec::new(),
         };
         // Warm up both servers before measuring.
         drive(baseline_addr, Arc::new(baseline.clone()), connections, Duration::from_secs(1)).await;
@@ -319,12 +348,14 @@ fn main() {
             method: "GET",
             requests: vec![("/healthz".to_owned(), None)],
             credential: None,
+            bearers: Vec::new(),
         };
         // Targets take turns, round after round, so drift in the machine's speed hits all alike.
         let targets = [
             ("baseline (trivial warp)", baseline_addr, Arc::new(baseline)),
             ("GET /healthz (full stack)", addr, Arc::new(health)),
             ("POST /v1/tokens/verify", addr, Arc::new(verify)),
+            ("GET forward-auth", addr, Arc::new(forward_auth)),
             ("GET /v1/tokens/{id}", addr, Arc::new(get)),
         ];
         let mut outcomes: Vec<Vec<Outcome>> = targets.iter().map(|_| Vec::new()).collect();
@@ -368,9 +399,13 @@ fn main() {
                         .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
                         .collect(),
                     credential: Some(pg_key.clone()),
+                    bearers: Vec::new(),
                 };
                 let outcome = drive(pg_addr, Arc::new(pg_verify), connections, run_for).await;
                 report("POST /v1/tokens/verify (PG)", &outcome, Some(&medians[0]));
+                let target = Arc::new(forward_auth_target(&pg_sample));
+                let outcome = drive(pg_addr, target, connections, run_for).await;
+                report("GET forward-auth (PG)", &outcome, Some(&medians[0]));
                 let created = creation_rate(pg_addr, &pg_key, 8, run_for).await;
                 report("POST /v1/tokens (PostgreSQL)", &created, None);
                 webhook_bench(pg_addr, &pg_key, "PostgreSQL").await;

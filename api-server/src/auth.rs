@@ -518,6 +518,7 @@ mod tests {
             scopes: vec![],
             expires_at: None,
             revoked_at: None,
+            issued_at: now,
             secret_valid_until: None,
         };
         assert_eq!(check_token(&token, now), Ok(()));

@@ -26,6 +26,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{message}")]
     Validation { field: String, message: String },
+    /// A malformed OAuth request (RFC 6749 §5.2 `invalid_request`).
+    #[error("{message}")]
+    InvalidRequest { field: String, message: String },
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("request body exceeds the limit of {0} bytes")]
@@ -67,7 +70,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_) | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Validation { .. } => "validation_failed",
             ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Conflict { code, .. } => code,
@@ -109,7 +113,11 @@ impl ApiError {
             error: self.code().to_owned(),
             message: self.to_string(),
             field: match self {
-                ApiError::Validation { field, .. } if !field.is_empty() => Some(field.clone()),
+                ApiError::Validation { field, .. } | ApiError::InvalidRequest { field, .. }
+                    if !field.is_empty() =>
+                {
+                    Some(field.clone())
+                }
                 _ => None,
             },
         };

@@ -23,6 +23,7 @@ pub mod routes;
 pub mod store;
 pub mod strict_json;
 pub mod telemetry;
+pub mod test_support;
 pub mod usage;
 pub mod validate;
 pub mod webhook_targets;

@@ -1,6 +1,8 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
-use crate::routes::{accounts, api_keys, audit_logs, members, tokens, webhooks, workspaces};
+use crate::routes::{
+    accounts, api_keys, audit_logs, forward_auth, introspect, members, tokens, webhooks, workspaces,
+};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,6 +23,8 @@ use warp::http::Method;
         tokens::rotate_token,
         tokens::revoke_token,
         tokens::verify_token,
+        introspect::introspect,
+        forward_auth::forward_auth,
         api_keys::create_api_key,
         api_keys::list_api_keys,
         api_keys::get_api_key,
@@ -70,6 +74,18 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // RFC 7662 §2.1: an introspecting resource may send its API key with HTTP Basic.
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The API key as the password (any user name), or as the user name with an empty password",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -192,6 +208,8 @@ pub fn route_templates() -> Vec<(String, Vec<Method>)> {
         })
         .collect();
     let pages = [
+        // Envoy's ext_authz appends the client's path to forward-auth's.
+        "/v1/workspaces/{slug}/forward-auth/{path...}",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -43,6 +43,7 @@ impl RouteTable {
     pub fn template_of(&self, path: &str) -> String {
         let (scoped, matched) = self.find(path);
         match matched {
+            Some(route) if route.in_workspace() => format!("/{}", route.segments.join("/")),
             Some(route) => {
                 let rest = if scoped {
                     &route.segments[1..]
@@ -68,23 +69,25 @@ impl RouteTable {
 
     /// The route `path` belongs to, and whether it came under `/v1/workspaces/{slug}`.
     fn find(&self, path: &str) -> (bool, Option<&Route>) {
-        let mut segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut segments = full.clone();
         // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
         let scoped = segments.len() > 3 && segments[0] == "v1" && segments[1] == "workspaces";
         if scoped {
             segments.drain(1..3);
         }
-        // The most literal match wins: `/v1/tokens/verify` over `/v1/tokens/{id}`.
+        // The most literal match wins: `/v1/tokens/verify` over `/v1/tokens/{id}`. A route
+        // declared under `/v1/workspaces/{slug}` only is matched against the whole path.
         let matched = self
             .routes
             .iter()
             .filter(|route| {
-                route.segments.len() == segments.len()
-                    && route
-                        .segments
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+                let segments = if route.in_workspace() {
+                    &full
+                } else {
+                    &segments
+                };
+                route.matches(segments)
             })
             .max_by_key(|route| {
                 route
@@ -94,6 +97,30 @@ impl RouteTable {
                     .count()
             });
         (scoped, matched)
+    }
+}
+
+impl Route {
+    fn in_workspace(&self) -> bool {
+        self.segments.len() > 3 && self.segments[..3] == WORKSPACE_PREFIX
+    }
+
+    /// `{name}` matches one segment; a last `{name...}` matches all the rest (one or more).
+    fn matches(&self, segments: &[&str]) -> bool {
+        let rest_at = self
+            .segments
+            .last()
+            .filter(|last| last.ends_with("...}"))
+            .map(|_| self.segments.len() - 1);
+        let fits = match rest_at {
+            Some(at) => segments.len() > at,
+            None => self.segments.len() == segments.len(),
+        };
+        fits && self
+            .segments
+            .iter()
+            .zip(segments)
+            .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
     }
 }
 
@@ -120,6 +147,22 @@ mod tests {
             "/v1/workspaces/{slug}/tokens/{id}"
         );
         assert_eq!(table.template_of("/healthz"), "/healthz");
+        let table = RouteTable::new(
+            [
+                "/v1/workspaces/{slug}/forward-auth",
+                "/v1/workspaces/{slug}/forward-auth/{path...}",
+            ]
+            .map(|t| (t.to_owned(), vec![Method::GET])),
+        );
+        assert_eq!(
+            table.template_of("/v1/workspaces/prod/forward-auth"),
+            "/v1/workspaces/{slug}/forward-auth"
+        );
+        assert_eq!(
+            table.template_of("/v1/workspaces/prod/forward-auth/api/orders/7"),
+            "/v1/workspaces/{slug}/forward-auth/{path...}"
+        );
+        assert_eq!(table.template_of("/v1/forward-auth"), "unmatched");
         assert_eq!(table.template_of("/wp-admin/x"), "unmatched");
     }
 

@@ -1,11 +1,13 @@
 //! A typed HTTP client for the Tooken REST API, used by the operator, the sidecar and tests.
 
 use crate::api_keys::{ApiKey, ApiKeyList, CreateApiKeyRequest, IssuedApiKey};
+use crate::audit::ExportAuditParams;
 use crate::error::ErrorBody;
 use crate::tokens::{
     CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
     TokenList, VerifyTokenRequest, VerifyTokenResponse,
 };
+use crate::webhooks::{CreateWebhookRequest, Webhook, WebhookList, WebhookWithSecret};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -128,6 +130,46 @@ impl Client {
 
     pub async fn get_api_key(&self, id: &str) -> Result<ApiKey, ClientError> {
         send(self.request(Method::GET, &format!("/v1/api-keys/{id}"))).await
+    }
+
+    pub async fn create_webhook(
+        &self,
+        request: &CreateWebhookRequest,
+    ) -> Result<WebhookWithSecret, ClientError> {
+        send(self.request(Method::POST, "/v1/webhooks").json(request)).await
+    }
+
+    /// One page of webhooks; `cursor` is the previous page's `next_cursor`.
+    pub async fn list_webhooks(&self, cursor: Option<&str>) -> Result<WebhookList, ClientError> {
+        let mut builder = self.request(Method::GET, "/v1/webhooks");
+        if let Some(cursor) = cursor {
+            builder = builder.query(&[("cursor", cursor)]);
+        }
+        send(builder).await
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<Webhook, ClientError> {
+        send(self.request(Method::GET, &format!("/v1/webhooks/{id}"))).await
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        let response = self
+            .request(Method::DELETE, &format!("/v1/webhooks/{id}"))
+            .send()
+            .await?;
+        error_for_status(response).await.map(drop)
+    }
+
+    /// The audit log of a time range as CSV (RFC 4180, UTF-8 with a BOM), streamed by the
+    /// server; returned as the response to read as it arrives.
+    pub async fn export_audit(
+        &self,
+        params: &ExportAuditParams,
+    ) -> Result<reqwest::Response, ClientError> {
+        let builder = self
+            .request(Method::GET, "/v1/audit-logs/export")
+            .query(params);
+        error_for_status(builder.send().await?).await
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

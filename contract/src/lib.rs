@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod client;
 pub mod credential;
+pub mod downstream;
 pub mod error;
 pub mod members;
 pub mod page;

@@ -4,7 +4,9 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod cookies;
+pub mod forward_auth;
 pub mod idempotency;
+pub mod introspect;
 pub mod members;
 pub mod ops;
 pub mod tokens;
@@ -39,6 +41,10 @@ pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(webhooks::routes(state.clone()))
         .unify()
+        .or(introspect::routes(state.clone()))
+        .unify()
+        .or(forward_auth::routes(state.clone()))
+        .unify()
         .or(crate::dashboard::routes())
         .unify()
         .recover(move |rejection| recover(rejection, state.max_body_bytes))
@@ -62,7 +68,15 @@ pub fn v1() -> BoxedFilter<()> {
 
 /// The caller, authenticated from its credential, in the workspace it addresses.
 pub fn authenticated(state: AppState) -> BoxedFilter<(Principal,)> {
-    presented()
+    authenticated_from(state, presented())
+}
+
+/// `authenticated`, with the credential taken by `presented`.
+pub fn authenticated_from(
+    state: AppState,
+    presented: BoxedFilter<(auth::Presented,)>,
+) -> BoxedFilter<(Principal,)> {
+    presented
         .and(warp::path::full())
         .and(request_id())
         .and_then(

@@ -8,7 +8,7 @@ use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_ma
 use crate::error::ApiError;
 use crate::metrics::VerifyLabels;
 use crate::pagination::{Cursor, page};
-use crate::store::credentials::Credential;
+use crate::store::credentials::{Credential, TokenCredential};
 use crate::store::tokens::{self as token_store, Rotation, TokenRow};
 use crate::store::{StoreError, new_id, now, workspaces};
 use crate::validate;
@@ -469,21 +469,62 @@ pub async fn verify_token(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::TokensRead)?;
     let request: VerifyTokenRequest = parse_json(&body)?;
+    let inspection = inspect(
+        &state,
+        &request.token,
+        |token| token.workspace_id == principal.workspace_id,
+        &request.scopes,
+    )
+    .await?;
+    let result = match inspection.token {
+        Some(token) => VerifyTokenResponse {
+            valid: inspection.reason == VerifyReason::Valid,
+            reason: inspection.reason,
+            token_id: Some(token.token_id),
+            name: Some(token.name),
+            scopes: Some(token.scopes),
+            expires_at: token.expires_at,
+            secret_expires_at: token.secret_valid_until,
+        },
+        None => VerifyTokenResponse::invalid(inspection.reason),
+    };
+    Ok(json_response(StatusCode::OK, &result))
+}
+
+/// What a presented token secret is worth, for the three ways a downstream service asks
+/// (verify, RFC 7662 introspection, forward-auth).
+pub struct Inspection {
+    pub reason: VerifyReason,
+    /// The token the secret belongs to, when it is one of the caller's workspace.
+    pub token: Option<TokenCredential>,
+}
+
+/// Checks `presented` as a token secret of the workspace `in_workspace` accepts, holding
+/// every scope in `required`: format, hash lookup, constant-time comparison, revocation,
+/// expiry and rotation. Counts the outcome and records the use of a valid token.
+pub async fn inspect(
+    state: &AppState,
+    presented: &str,
+    in_workspace: impl Fn(&TokenCredential) -> bool,
+    required: &[Scope],
+) -> Result<Inspection, ApiError> {
     let now = now();
-    let result = match Secret::parse(&request.token) {
-        Err(_) => VerifyTokenResponse::invalid(VerifyReason::Malformed),
+    let inspection = match Secret::parse(presented) {
+        Err(_) => Inspection {
+            reason: VerifyReason::Malformed,
+            token: None,
+        },
         Ok(secret) => {
             let hash = hash_secret(&secret);
             match state.store.find_credential(&hash).await? {
                 Some(Credential::Token(token))
-                    if token.workspace_id == principal.workspace_id
-                        && hashes_match(&token.secret_hash, &hash) =>
+                    if hashes_match(&token.secret_hash, &hash) && in_workspace(&token) =>
                 {
                     let reason = match check_token(&token, now) {
                         Err(TokenRejection::Revoked) => VerifyReason::Revoked,
                         Err(TokenRejection::Expired) => VerifyReason::Expired,
                         Err(TokenRejection::Rotated) => VerifyReason::Rotated,
-                        Ok(()) if request.scopes.iter().any(|s| !token.scopes.contains(s)) => {
+                        Ok(()) if required.iter().any(|s| !token.scopes.contains(s)) => {
                             VerifyReason::InsufficientScope
                         }
                         Ok(()) => VerifyReason::Valid,
@@ -491,17 +532,15 @@ pub async fn verify_token(
                     if reason == VerifyReason::Valid {
                         state.usage.record_token(&token.token_id, now);
                     }
-                    VerifyTokenResponse {
-                        valid: reason == VerifyReason::Valid,
+                    Inspection {
                         reason,
-                        token_id: Some(token.token_id),
-                        name: Some(token.name),
-                        scopes: Some(token.scopes),
-                        expires_at: token.expires_at,
-                        secret_expires_at: token.secret_valid_until,
+                        token: Some(token),
                     }
                 }
-                _ => VerifyTokenResponse::invalid(VerifyReason::NotFound),
+                _ => Inspection {
+                    reason: VerifyReason::NotFound,
+                    token: None,
+                },
             }
         }
     };
@@ -509,8 +548,8 @@ pub async fn verify_token(
         .metrics
         .verifications
         .get_or_create(&VerifyLabels {
-            reason: result.reason.as_str().to_owned(),
+            reason: inspection.reason.as_str().to_owned(),
         })
         .inc();
-    Ok(json_response(StatusCode::OK, &result))
+    Ok(inspection)
 }

@@ -19,6 +19,8 @@ pub struct TokenCredential {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// When this secret was issued: the token's creation, or the rotation that made it.
+    pub issued_at: Timestamp,
     /// Set when this secret was replaced by a rotation: the end of its grace period.
     pub secret_valid_until: Option<Timestamp>,
 }
@@ -50,13 +52,13 @@ pub async fn find(
 ) -> Result<Option<Credential>, StoreError> {
     let row = sqlx::query(
         "SELECT 'token' AS source, s.secret_hash, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
-         t.expires_at, t.revoked_at, s.valid_until, NULL AS kind, NULL AS member_id, NULL AS role, \
+         t.expires_at, t.revoked_at, s.valid_until, s.created_at AS issued_at, NULL AS kind, NULL AS member_id, NULL AS role, \
          NULL AS member_email \
          FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
          JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1 \
          UNION ALL \
          SELECT 'api_key', k.secret_hash, k.id, k.workspace_id, w.slug, k.name, NULL, NULL, NULL, \
-         NULL, k.kind, k.member_id, m.role, m.email \
+         NULL, NULL, k.kind, k.member_id, m.role, m.email \
          FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
          LEFT JOIN members m ON m.id = k.member_id AND m.status = 'active' \
          WHERE k.secret_hash = $1",
@@ -78,6 +80,7 @@ pub async fn find(
             scopes: decode_scopes(&row.try_get::<String, _>("scopes")?)?,
             expires_at: opt_time("expires_at")?,
             revoked_at: opt_time("revoked_at")?,
+            issued_at: from_micros(row.try_get::<i64, _>("issued_at")?),
             secret_valid_until: opt_time("valid_until")?,
         })
     } else {

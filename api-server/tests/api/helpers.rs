@@ -2,7 +2,6 @@
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -15,64 +14,9 @@ use tooken_contract::Client;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh, empty database URL for `backend`, or `None` when PostgreSQL is not configured here.
-pub async fn fresh_database(backend: Backend) -> Option<String> {
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join("tooken-tests");
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let path: PathBuf = dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-            Some(format!("sqlite://{}", path.display()))
-        }
-        Backend::Postgres => {
-            let admin = postgres_admin_url()?;
-            let name = format!("tooken_test_{}", uuid::Uuid::now_v7().simple());
-            let mut conn = sqlx_connect(&admin).await;
-            sqlx::Executor::execute(
-                &mut conn,
-                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-            )
-            .await
-            .expect("create test database");
-            Some(replace_database(&admin, &name))
-        }
-    }
-}
-
-/// `TOOKEN_TEST_POSTGRES_URL` names a server where tests may create databases. Without it the
-/// PostgreSQL variants say they were skipped, except under CI, where that is a failure.
-pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TOOKEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but TOOKEN_TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: TOOKEN_TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run"
-            );
-            None
-        }
-    }
-}
-
-pub async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
-    sqlx::any::install_default_drivers();
-    <sqlx::AnyConnection as sqlx::Connection>::connect(url)
-        .await
-        .expect("connect to PostgreSQL")
-}
-
-pub fn replace_database(url: &str, name: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("URL has a database path");
-    format!("{base}/{name}")
-}
+pub use tooken_api_server::test_support::{
+    Backend, fresh_database, postgres_admin_url, sqlx_connect,
+};
 
 pub struct TestApp {
     pub base_url: String,
@@ -226,6 +170,39 @@ impl TestApp {
             body["id"].as_str().unwrap().to_owned(),
             body["secret"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// `POST path` acting with `credential` and a JSON body; asserts `status`, returns the body.
+    pub async fn post_as(&self, credential: &str, path: &str, body: Value, status: u16) -> Value {
+        let response = self
+            .authed(Method::POST, path, credential)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_json(response, status).await
+    }
+
+    /// Creates a token from `body` with `credential`; returns the 201 body, secret included.
+    pub async fn issue(&self, credential: &str, body: Value) -> Value {
+        self.post_as(credential, "/v1/tokens", body, 201).await
+    }
+
+    /// Rotates token `id` with the team key (`body` as the rotate request); returns the answer.
+    pub async fn rotate(&self, id: &str, body: Value) -> Value {
+        self.post_as(&self.api_key, &format!("/v1/tokens/{id}/rotate"), body, 200)
+            .await
+    }
+
+    /// Revokes token `id` with the team key.
+    pub async fn revoke(&self, id: &str) {
+        self.post_as(
+            &self.api_key,
+            &format!("/v1/tokens/{id}/revoke"),
+            Value::Null,
+            200,
+        )
+        .await;
     }
 
     /// Signs up `email` (password `correct horse battery`) and returns the session secret.

@@ -315,16 +315,25 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
                 ("patch", "/v1/webhooks/{id}") => json!({"enabled": false}),
                 _ => json!({}),
             };
-            let response = app
-                .authed(method.to_uppercase().parse().unwrap(), &path, &intruder)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let path = path.replace("{slug}", "production");
+            let request = app.authed(method.to_uppercase().parse().unwrap(), &path, &intruder);
+            let request = if template == "/v1/oauth2/introspect" {
+                request
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("token={secret}"))
+            } else {
+                request.json(&body)
+            };
+            let response = request.send().await.unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
             walked += 1;
-            if template.contains("{id}") {
+            if template.contains("{slug}") {
+                // Forward-auth: another workspace's gate admits none of the intruder's credentials.
+                assert_eq!(status, 401, "{method} {template}: {text}");
+            } else if template == "/v1/oauth2/introspect" {
+                assert_eq!(text, r#"{"active":false}"#, "{method} {template}");
+            } else if template.contains("{id}") {
                 assert_eq!(
                     status, 404,
                     "{method} {template} reached another workspace's object: {text}"
