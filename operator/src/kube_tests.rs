@@ -336,14 +336,13 @@ async fn losing_a_race_for_the_lease_is_not_an_error() {
     assert!(!elector(client).try_acquire(Timestamp::now()).await.unwrap());
 }
 
+/// The Secret a stateful API server holds.
+type StoredSecret = Arc<Mutex<Option<Value>>>;
+
 /// An API server that remembers the Secret last applied (giving each write a new
 /// resourceVersion) and returns it on GET.
-fn stateful_api_server() -> (
-    kube::Client,
-    Arc<Mutex<Vec<Seen>>>,
-    Arc<Mutex<Option<Value>>>,
-) {
-    let stored: Arc<Mutex<Option<Value>>> = Arc::default();
+fn stateful_api_server() -> (kube::Client, Arc<Mutex<Vec<Seen>>>, StoredSecret) {
+    let stored: StoredSecret = Arc::default();
     let kept = stored.clone();
     let (client, seen) = api_server(move |request| {
         let is_secret = request.path.contains("/secrets/");
