@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IntrospectionRequest {
     /// The token secret presented to your service.
+    #[schema(min_length = 1)]
     pub token: String,
     /// Optional; any value is accepted and the search is the same (RFC 7662 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -85,6 +85,7 @@ fn scope_list() -> String {
         ("scope" = Option<Vec<Scope>>, Query, explode = true,
             description = "A scope the token must hold; repeat for several"),
         ("X-Tooken-Required-Scopes" = Option<String>, Header,
+            pattern = r"^[ ,]*((tokens:(read|write|revoke|rotate)|audit:read|webhooks:(read|write))[ ,]*)*$",
             description = "More required scopes, space- or comma-separated, for gateways that cannot set the query"),
     ),
     responses(
@@ -96,6 +97,7 @@ fn scope_list() -> String {
             )),
         (status = 401, description = "No token, or one that is malformed, unknown, another workspace's, revoked, expired or rotated out", body = ErrorBody),
         (status = 403, description = "The token lacks a scope; the message names it", body = ErrorBody),
+        (status = 422, description = "An unknown scope or query parameter", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -253,8 +253,17 @@ pub fn raw_query() -> BoxedFilter<(String,)> {
         .boxed()
 }
 
-/// Parses query parameters, naming the parameter at fault.
+/// Parses query parameters, naming the parameter at fault. A NUL character is refused: no
+/// parameter needs one, and PostgreSQL cannot compare text with it.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    if let Some((name, _)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(_, value)| value.contains('\0'))
+    {
+        return Err(ApiError::validation(
+            name.into_owned(),
+            "must not contain a NUL character",
+        ));
+    }
     let deserializer =
         serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
