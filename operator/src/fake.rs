@@ -309,6 +309,22 @@ impl Cluster for FakeCluster {
     }
 }
 
+/// The Secret `apps/s` at `version`, holding `token: tok_live_x`.
+pub fn secret_at(version: &str) -> Secret {
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("s".into());
+    secret.metadata.namespace = Some("apps".into());
+    secret.metadata.resource_version = Some(version.into());
+    secret.data = Some(
+        [(
+            "token".to_owned(),
+            k8s_openapi::ByteString(b"tok_live_x".to_vec()),
+        )]
+        .into(),
+    );
+    secret
+}
+
 /// A fresh world: an empty cluster and Tooken sharing one step counter.
 pub fn world() -> (FakeCluster, FakeTooken) {
     let steps: SharedSteps = Arc::default();

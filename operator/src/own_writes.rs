@@ -55,15 +55,7 @@ impl OwnWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Secret;
-
-    fn secret(version: &str) -> Secret {
-        let mut secret = Secret::default();
-        secret.metadata.name = Some("s".into());
-        secret.metadata.namespace = Some("apps".into());
-        secret.metadata.resource_version = Some(version.into());
-        secret
-    }
+    use crate::fake::secret_at as secret;
 
     #[test]
     fn only_the_exact_version_written_is_an_echo_and_only_once() {

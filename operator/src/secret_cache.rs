@@ -107,16 +107,7 @@ impl SecretCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::ByteString;
-
-    fn secret(version: &str) -> Secret {
-        let mut secret = Secret::default();
-        secret.metadata.name = Some("s".into());
-        secret.metadata.namespace = Some("apps".into());
-        secret.metadata.resource_version = Some(version.into());
-        secret.data = Some([("token".to_owned(), ByteString(b"tok_live_x".to_vec()))].into());
-        secret
-    }
+    use crate::fake::secret_at as secret;
 
     fn meta(version: &str) -> PartialObjectMeta<Secret> {
         PartialObjectMeta {
