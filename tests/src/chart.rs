@@ -136,24 +136,18 @@ impl Release {
 
     /// `helm install --wait` with `extra` arguments (e.g. `--set`).
     pub async fn install(&self, extra: &[&str]) -> String {
-        let mut args = vec![
-            "install",
-            &self.name,
-            self.chart.to_str().expect("UTF-8 path"),
-            "--namespace",
-            &self.namespace,
-            "--wait",
-            "--timeout",
-            "5m",
-        ];
-        args.extend_from_slice(extra);
-        helm_async(&self.kubeconfig, &args).await
+        self.deploy("install", extra).await
     }
 
     /// `helm upgrade --wait` of the chart with `extra` arguments.
     pub async fn upgrade(&self, extra: &[&str]) -> String {
+        self.deploy("upgrade", extra).await
+    }
+
+    /// `helm install` or `helm upgrade` of the chart, waiting for its pods.
+    async fn deploy(&self, verb: &str, extra: &[&str]) -> String {
         let mut args = vec![
-            "upgrade",
+            verb,
             &self.name,
             self.chart.to_str().expect("UTF-8 path"),
             "--namespace",
