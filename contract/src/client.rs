@@ -1,7 +1,7 @@
 //! A typed HTTP client for the Tooken REST API, used by the operator, the sidecar and tests.
 
 use crate::api_keys::{ApiKey, ApiKeyList, CreateApiKeyRequest, IssuedApiKey};
-use crate::audit::ExportAuditParams;
+use crate::audit::{AuditEventList, ExportAuditParams, ListAuditParams};
 use crate::error::ErrorBody;
 use crate::tokens::{
     CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
@@ -158,6 +158,14 @@ impl Client {
             .send()
             .await?;
         error_for_status(response).await.map(drop)
+    }
+
+    /// One page of the audit log, newest first.
+    pub async fn list_audit_logs(
+        &self,
+        params: &ListAuditParams,
+    ) -> Result<AuditEventList, ClientError> {
+        send(self.request(Method::GET, "/v1/audit-logs").query(params)).await
     }
 
     /// The audit log of a time range as CSV (RFC 4180, UTF-8 with a BOM), streamed by the

@@ -25,6 +25,10 @@ pub struct Cli {
     /// The API key for `--api-url`.
     #[arg(long, env = "TOOKEN_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// How often the default connection's audit log is read for tokens rotated, revoked or
+    /// expired outside the operator.
+    #[arg(long, env = "TOOKEN_OPERATOR_CHANGE_POLL_SECONDS", default_value_t = 2)]
+    pub change_poll_seconds: u64,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     #[arg(long, env = "TOOKEN_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,

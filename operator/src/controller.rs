@@ -1,6 +1,7 @@
 //! Wiring: the kube Controller over TookenTokens (and the Secrets they own), the finalizer
 //! that revokes on delete, and backoff with jitter on errors.
 
+use crate::change_feed::{Change, ChangeFeed};
 use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
 };
@@ -15,10 +16,12 @@ use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use rand::RngExt;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,14 @@ pub struct Settings {
     pub concurrency: u16,
     /// Used by resources that name no connection Secret.
     pub default_connection: Option<ApiConnection>,
+    /// How often the default connection's audit log is read for changes made outside.
+    pub change_poll: Duration,
 }
+
+/// How often a resource the change feed does not cover is checked against the API: one with a
+/// connection Secret of its own, or all of them while the default connection may not read the
+/// audit log. The bound on noticing a change made outside the operator there.
+pub const FALLBACK_CHECK: Duration = Duration::from_secs(60);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -42,6 +52,18 @@ pub struct Context {
     /// Consecutive failures per resource, for backoff.
     failures: Mutex<HashMap<String, u32>>,
     managed: Mutex<HashSet<String>>,
+    /// Whether a change feed reads the default connection's audit log.
+    has_feed: bool,
+    feed_refused: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// Whether changes to this resource's token made outside reach it only by checking.
+    fn checked_alone(&self, tt: &TookenToken) -> bool {
+        tt.spec.connection.is_some()
+            || !self.has_feed
+            || self.feed_refused.load(Ordering::Relaxed)
+    }
 }
 
 /// Exponential backoff from 5 s to 5 min with ±25 % jitter, so many failing resources do not
@@ -58,6 +80,27 @@ fn spread(wait: Duration) -> Duration {
         return wait;
     }
     MAX_REQUEUE.mul_f64(rand::rng().random_range(0.8..1.0))
+}
+
+/// A check within `FALLBACK_CHECK`, jittered so resources are not checked in lockstep.
+fn fallback_check(wait: Duration) -> Duration {
+    wait.min(FALLBACK_CHECK.mul_f64(rand::rng().random_range(0.75..1.0)))
+}
+
+/// The resources whose status names `change`'s token, as the token or one awaiting revocation.
+pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<TookenToken>> {
+    store
+        .state()
+        .iter()
+        .filter(|tt| match change {
+            Change::All => true,
+            Change::Token(id) => tt.status.as_ref().is_some_and(|s| {
+                s.token_id.as_deref() == Some(id.as_str())
+                    || s.pending_revocations.iter().any(|p| &p.token_id == id)
+            }),
+        })
+        .map(|tt| ObjectRef::from_obj(&**tt))
+        .collect()
 }
 
 /// The Tooken API client for a resource, from its connection.
@@ -113,6 +156,9 @@ async fn reconcile(
                 }
                 .await;
                 match result {
+                    Ok(wait) if ctx.checked_alone(&tt) => {
+                        Ok(Action::requeue(fallback_check(wait)))
+                    }
                     Ok(wait) => Ok(Action::requeue(spread(wait))),
                     Err(err) => {
                         // A failure that persists is one Warning, not one per retry.
@@ -257,17 +303,39 @@ pub async fn run(
         .touched_objects()
         .try_filter(move |secret| future::ready(!own_writes.is_echo(secret)));
 
+    // Tokens changed through the API or the dashboard wake the resources that hold them.
+    let (changes, changed) = futures::channel::mpsc::unbounded();
+    let feed_refused = Arc::new(AtomicBool::new(false));
+    if let Some(connection) = &settings.default_connection {
+        let feed = ChangeFeed {
+            client: tooken_contract::Client::new(
+                http.clone(),
+                &connection.url,
+                &connection.api_key,
+            ),
+            metrics: metrics.clone(),
+            interval: settings.change_poll,
+            refused: feed_refused.clone(),
+        };
+        tokio::spawn(feed.run(changes));
+    }
+    let store = tokens_reader.clone();
+    let changed = changed.flat_map(move |change| futures::stream::iter(holders(&store, &change)));
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         cluster,
         http,
         metrics,
+        has_feed: settings.default_connection.is_some(),
         default_connection: settings.default_connection,
         failures: Mutex::default(),
         managed: Mutex::default(),
+        feed_refused,
     });
     Controller::for_stream(tokens, tokens_reader)
         .owns_stream(secrets)
+        .reconcile_on(changed)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

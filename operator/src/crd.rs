@@ -191,6 +191,13 @@ pub struct TookenTokenStatus {
     /// Tokens replaced after a scope change, revoked once their grace period is over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_revocations: Vec<PendingRevocation>,
+    /// A create whose body depends on the time of issue, written before it is sent, so a retry
+    /// after a crash sends the same body under the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_issue: Option<PendingIssue>,
+    /// The last `tooken.io/rotate-at` annotation value acted on; a new value rotates once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_at_handled: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -204,7 +211,30 @@ pub struct PendingRevocation {
     pub revoke_after: String,
 }
 
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingIssue {
+    pub idempotency_key: String,
+    pub expires_at: String,
+}
+
+/// `kubectl annotate tt NAME tooken.io/rotate-at="$(date -Iseconds)" --overwrite`: each new
+/// value rotates the secret once, with the spec's grace period.
+pub const ROTATE_AT_ANNOTATION: &str = "tooken.io/rotate-at";
+
 impl TookenToken {
+    /// The `tooken.io/rotate-at` value not yet acted on, if any.
+    pub fn requested_rotation(&self) -> Option<&str> {
+        let value = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(ROTATE_AT_ANNOTATION)?
+            .trim();
+        let handled = self.status.as_ref()?.rotate_at_handled.as_deref();
+        (!value.is_empty() && handled != Some(value)).then_some(value)
+    }
+
     pub fn secret_name(&self) -> String {
         self.spec
             .secret

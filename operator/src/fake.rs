@@ -25,6 +25,8 @@ pub enum Crash {
 pub struct Steps {
     pub count: usize,
     pub crash_at: Option<(usize, Crash)>,
+    /// Crash at the next step of this name.
+    pub crash_on: Option<(&'static str, Crash)>,
     pub log: Vec<String>,
 }
 
@@ -33,6 +35,12 @@ impl Steps {
     fn step(&mut self, name: &str) -> Option<Crash> {
         self.count += 1;
         self.log.push(name.to_owned());
+        if let Some((on, crash)) = self.crash_on
+            && on == name
+        {
+            self.crash_on = None;
+            return Some(crash);
+        }
         match self.crash_at {
             Some((at, crash)) if at == self.count => Some(crash),
             _ => None,
@@ -45,6 +53,26 @@ pub type SharedSteps = Arc<Mutex<Steps>>;
 fn crashed() -> ApiFailure {
     ApiFailure::Unavailable("simulated crash".into())
 }
+
+/// What the API says to a key reused with a different body.
+fn key_reused() -> ApiFailure {
+    ApiFailure::KeyReused("this Idempotency-Key was already used with a different request".into())
+}
+
+fn in_the_past() -> ApiFailure {
+    ApiFailure::Refused {
+        status: 422,
+        message: "expires_at is in the past".into(),
+    }
+}
+
+/// The API fingerprints the JSON body the client sends.
+fn fingerprint<T: serde::Serialize>(request: &T) -> String {
+    serde_json::to_string(request).expect("serialises")
+}
+
+/// The workspace default lifetime the API gives a token created without `expires_at`.
+const DEFAULT_LIFETIME: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
 
 fn kube_crash() -> kube::Error {
     kube::Error::Service("simulated crash".into())
@@ -60,8 +88,11 @@ pub struct FakeToken {
 #[derive(Default)]
 pub struct FakeTookenState {
     pub tokens: HashMap<String, FakeToken>,
-    issued: HashMap<String, IssuedToken>,
-    rotated: HashMap<String, RotatedToken>,
+    /// Stored responses by idempotency key, with the body they answered.
+    issued: HashMap<String, (String, IssuedToken)>,
+    rotated: HashMap<String, (String, RotatedToken)>,
+    /// Every key a request was refused for.
+    pub refused_keys: Vec<String>,
     next: usize,
 }
 
@@ -96,6 +127,18 @@ impl FakeTooken {
             .map(|t| t.token.id.clone())
     }
 
+    /// A read-only step: crashes (either way) before answering.
+    fn read<T>(
+        &self,
+        step: &str,
+        answer: impl FnOnce(&HashMap<String, FakeToken>) -> T,
+    ) -> Result<T, ApiFailure> {
+        if self.steps.lock().unwrap().step(step).is_some() {
+            return Err(crashed());
+        }
+        Ok(answer(&self.state.lock().unwrap().tokens))
+    }
+
     fn new_secret(state: &mut FakeTookenState) -> String {
         state.next += 1;
         format!("tok_live_fake{}", state.next)
@@ -113,7 +156,11 @@ impl TookenApi for FakeTooken {
             return Err(crashed());
         }
         let mut state = self.state.lock().unwrap();
-        if let Some(replay) = state.issued.get(key) {
+        if let Some((body, replay)) = state.issued.get(key) {
+            if *body != fingerprint(request) {
+                state.refused_keys.push(key.to_owned());
+                return Err(key_reused());
+            }
             let mut replay = replay.clone();
             replay.secret = None;
             return if crash.is_some() {
@@ -122,8 +169,13 @@ impl TookenApi for FakeTooken {
                 Ok(replay)
             };
         }
-        let secret = FakeTooken::new_secret(&mut state);
         let now = Timestamp::now();
+        if let Some(Some(at)) = request.expires_at
+            && at <= now
+        {
+            return Err(in_the_past());
+        }
+        let secret = FakeTooken::new_secret(&mut state);
         let token = Token {
             id: format!("token-{}", state.next),
             name: request.name.clone(),
@@ -131,7 +183,10 @@ impl TookenApi for FakeTooken {
             status: TokenStatus::Active,
             prefix: secret[..13].to_owned(),
             created_at: now,
-            expires_at: request.expires_at.flatten(),
+            expires_at: match request.expires_at {
+                None => Some(now + DEFAULT_LIFETIME),
+                Some(at) => at,
+            },
             revoked_at: None,
             last_used_at: None,
             rotated_at: None,
@@ -148,7 +203,9 @@ impl TookenApi for FakeTooken {
             token,
             secret: Some(secret),
         };
-        state.issued.insert(key.to_owned(), issued.clone());
+        state
+            .issued
+            .insert(key.to_owned(), (fingerprint(request), issued.clone()));
         if crash.is_some() {
             Err(crashed())
         } else {
@@ -157,16 +214,9 @@ impl TookenApi for FakeTooken {
     }
 
     async fn get_token(&self, id: &str) -> Result<Option<Token>, ApiFailure> {
-        if self.steps.lock().unwrap().step("get_token").is_some() {
-            return Err(crashed());
-        }
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .tokens
-            .get(id)
-            .map(|t| t.token.clone()))
+        self.read("get_token", |tokens| {
+            tokens.get(id).map(|t| t.token.clone())
+        })
     }
 
     async fn rotate_token(
@@ -180,7 +230,11 @@ impl TookenApi for FakeTooken {
             return Err(crashed());
         }
         let mut state = self.state.lock().unwrap();
-        if let Some(replay) = state.rotated.get(key) {
+        if let Some((body, replay)) = state.rotated.get(key) {
+            if *body != fingerprint(request) {
+                state.refused_keys.push(key.to_owned());
+                return Err(key_reused());
+            }
             let mut replay = replay.clone();
             replay.secret = None;
             return if crash.is_some() {
@@ -189,8 +243,13 @@ impl TookenApi for FakeTooken {
                 Ok(replay)
             };
         }
-        let secret = FakeTooken::new_secret(&mut state);
         let now = Timestamp::now();
+        if let Some(Some(at)) = request.expires_at
+            && at <= now
+        {
+            return Err(in_the_past());
+        }
+        let secret = FakeTooken::new_secret(&mut state);
         let Some(entry) = state.tokens.get_mut(id) else {
             return Err(ApiFailure::Refused {
                 status: 404,
@@ -209,7 +268,9 @@ impl TookenApi for FakeTooken {
             secret: Some(secret),
             previous_secret_expires_at: now,
         };
-        state.rotated.insert(key.to_owned(), rotated.clone());
+        state
+            .rotated
+            .insert(key.to_owned(), (fingerprint(request), rotated.clone()));
         if crash.is_some() {
             Err(crashed())
         } else {
@@ -231,6 +292,36 @@ impl TookenApi for FakeTooken {
         } else {
             Ok(())
         }
+    }
+
+    async fn find_tokens(&self, name: &str) -> Result<Vec<Token>, ApiFailure> {
+        self.read("find_tokens", |tokens| {
+            tokens
+                .values()
+                .filter(|t| t.token.name == name && t.token.status == TokenStatus::Active)
+                .map(|t| t.token.clone())
+                .collect()
+        })
+    }
+}
+
+impl FakeTooken {
+    /// A rotation made through the API, outside the operator (its secret goes elsewhere).
+    pub fn rotate_out_of_band(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        let secret = FakeTooken::new_secret(&mut state);
+        let entry = state.tokens.get_mut(id).expect("token exists");
+        entry.token.rotation += 1;
+        entry.token.rotated_at = Some(Timestamp::now());
+        entry.secrets = vec![secret];
+    }
+
+    /// A revocation made through the API.
+    pub fn revoke_out_of_band(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        let entry = state.tokens.get_mut(id).expect("token exists");
+        entry.token.status = TokenStatus::Revoked;
+        entry.token.revoked_at = Some(Timestamp::now());
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Tooken operator: `TookenToken` resources become tokens kept in Kubernetes Secrets.
 
+pub mod change_feed;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
@@ -16,6 +17,7 @@ pub mod own_writes;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+pub mod requests;
 pub mod secret_cache;
 pub mod setup;
 pub mod tooken_api;

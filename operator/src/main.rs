@@ -88,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace: cli.namespace,
             concurrency: cli.concurrency,
             default_connection,
+            change_poll: std::time::Duration::from_secs(cli.change_poll_seconds.max(1)),
         },
         metrics,
         http,

@@ -83,6 +83,10 @@ pub struct Metrics {
     /// Calls to the Tooken API, by operation (`create_token`, `get_token`, …).
     pub api_requests: Family<OperationLabels, Counter>,
     pub api_request_duration: Histogram,
+    /// Polls of the audit log for changes made outside the operator, by outcome.
+    pub change_feed_polls: Family<OutcomeLabels, Counter>,
+    /// Tokens the change feed found changed, each a reconcile of the resources holding it.
+    pub change_feed_triggers: Counter,
 }
 
 impl Default for Metrics {
@@ -144,8 +148,22 @@ impl Default for Metrics {
             "Time per call to the Tooken API",
             api_request_duration.clone(),
         );
+        let change_feed_polls = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "change_feed_polls",
+            "Polls of the audit log for changes made outside the operator, by outcome",
+            change_feed_polls.clone(),
+        );
+        let change_feed_triggers = Counter::default();
+        registry.register(
+            "change_feed_triggers",
+            "Tokens found changed outside the operator",
+            change_feed_triggers.clone(),
+        );
         Metrics {
             registry,
+            change_feed_polls,
+            change_feed_triggers,
             kube_requests,
             api_requests,
             api_request_duration,

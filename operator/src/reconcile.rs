@@ -7,16 +7,21 @@
 //! the status does not name.
 
 use crate::cluster::{Cluster, DesiredSecret, ObservedSecret, ROTATION_KEY, TOKEN_ID_KEY};
-use crate::crd::{DeletionPolicy, PendingRevocation, TokenScope, TookenToken, TookenTokenStatus};
-use crate::duration;
+use crate::crd::{
+    DeletionPolicy, PendingIssue, PendingRevocation, ROTATE_AT_ANNOTATION, TokenScope, TookenToken,
+    TookenTokenStatus,
+};
+use crate::requests::{self, grace_seconds, last_rotation};
+pub use crate::requests::{next_rotation, sha256_hex};
 use crate::tooken_api::{ApiFailure, TookenApi};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use std::time::Duration;
-use tooken_contract::tokens::{CreateTokenRequest, RotateTokenRequest, TokenStatus};
+use tooken_contract::tokens::{CreateTokenRequest, IssuedToken, Token, TokenStatus};
 
-/// The longest wait between reconciles, so drift the watch missed is still found.
+/// The longest wait between reconciles, so drift the watches and the change feed missed is
+/// still found.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +36,7 @@ pub enum ReconcileError {
     Api(#[from] ApiFailure),
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
-    #[error("the Tooken API kept replaying rotations without a secret")]
+    #[error("the Tooken API kept replaying rotations without a secret, or the token vanished")]
     NoSecret,
 }
 
@@ -43,15 +48,13 @@ impl ReconcileError {
             ReconcileError::SecretConflict(_) => "SecretConflict",
             ReconcileError::NoConnection(_) => "NoConnection",
             ReconcileError::Api(ApiFailure::Unavailable(_)) => "ApiUnavailable",
-            ReconcileError::Api(ApiFailure::Refused { .. }) => "ApiRefused",
+            ReconcileError::Api(ApiFailure::Refused { .. } | ApiFailure::KeyReused(_)) => {
+                "ApiRefused"
+            }
             ReconcileError::Kube(_) => "KubernetesError",
             ReconcileError::NoSecret => "NoSecret",
         }
     }
-}
-
-pub fn sha256_hex(value: &str) -> String {
-    crate::cluster::sha256_hex(value.as_bytes())
 }
 
 /// The Secret as the status says it was written: the cached view of a Secret that matches it
@@ -81,10 +84,8 @@ fn recorded_secret(tt: &TookenToken, status: &TookenTokenStatus) -> Option<Obser
     })
 }
 
-fn metadata_matches(secret: &ObservedSecret, desired: &DesiredSecret, tt: &TookenToken) -> bool {
-    let ours = desired.to_secret(tt).metadata;
-    Some(&secret.labels) == ours.labels.as_ref()
-        && Some(&secret.annotations) == ours.annotations.as_ref()
+fn annotation<'a>(secret: &'a ObservedSecret, key: &str) -> Option<&'a str> {
+    secret.annotations.get(key).map(String::as_str)
 }
 
 fn parse_time(text: Option<&str>) -> Option<Timestamp> {
@@ -96,61 +97,6 @@ fn desired_scopes(tt: &TookenToken) -> Vec<TokenScope> {
     scopes.sort();
     scopes.dedup();
     scopes
-}
-
-fn spec_duration(text: Option<&str>) -> Option<SignedDuration> {
-    text.and_then(|t| duration::parse(t).ok())
-}
-
-fn grace_seconds(tt: &TookenToken) -> u64 {
-    spec_duration(tt.spec.grace_period.as_deref())
-        .map(|d| d.as_secs().max(0) as u64)
-        .unwrap_or(0)
-}
-
-/// The expiry to ask for when issuing: a lifetime from now, a fixed time, or the workspace
-/// default (absent).
-fn expiry_at_issue(tt: &TookenToken, now: Timestamp) -> Option<Option<Timestamp>> {
-    let expiry = tt.spec.expiry.as_ref()?;
-    if let Some(after) = spec_duration(expiry.after.as_deref()) {
-        return Some(Some(now + after));
-    }
-    parse_time(expiry.at.as_deref()).map(Some)
-}
-
-/// The expiry after a rotation: a rotation renews a lifetime (explicit, or the one the token
-/// was issued with); a fixed time stays.
-fn expiry_at_rotation(
-    tt: &TookenToken,
-    now: Timestamp,
-    last: Timestamp,
-    expires_at: Option<Timestamp>,
-) -> Option<Option<Timestamp>> {
-    match &tt.spec.expiry {
-        Some(expiry) if expiry.at.is_some() => None,
-        Some(expiry) => spec_duration(expiry.after.as_deref()).map(|after| Some(now + after)),
-        None => expires_at.map(|at| Some(now + at.duration_since(last))),
-    }
-}
-
-/// When to rotate next: `every` after the last rotation, and `beforeExpiry` before expiry
-/// (default: a tenth of the lifetime, at most a day), whichever comes first.
-pub fn next_rotation(
-    tt: &TookenToken,
-    last: Timestamp,
-    expires_at: Option<Timestamp>,
-) -> Option<Timestamp> {
-    let policy = tt.spec.rotation.as_ref();
-    let every = spec_duration(policy.and_then(|p| p.every.as_deref())).map(|d| last + d);
-    let before_expiry = expires_at.map(|at| {
-        let lead =
-            spec_duration(policy.and_then(|p| p.before_expiry.as_deref())).unwrap_or_else(|| {
-                let tenth = SignedDuration::from_secs(at.duration_since(last).as_secs() / 10);
-                tenth.min(SignedDuration::from_hours(24))
-            });
-        at - lead
-    });
-    [every, before_expiry].into_iter().flatten().min()
 }
 
 fn ready(
@@ -225,6 +171,7 @@ pub async fn report_failure<C: Cluster>(
 }
 
 /// Brings the token and its Secret in line with the spec; returns when to look again.
+/// Steps: settle pending revocations, ensure the token, ensure the Secret, write the status.
 pub async fn apply<C: Cluster, A: TookenApi>(
     tt: &TookenToken,
     cluster: &C,
@@ -235,7 +182,6 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     let namespace = tt.namespace().unwrap_or_default();
     let uid = tt.uid().unwrap_or_default();
     let secret_name = tt.secret_name();
-    let key = tt.secret_key();
     let mut status = tt.status.clone().unwrap_or_default();
     let existing = match recorded_secret(tt, &status) {
         Some(recorded) if cluster.holds_secret(&namespace, &secret_name, &recorded) => {
@@ -249,151 +195,22 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     {
         return Err(ReconcileError::SecretConflict(secret_name));
     }
-    let grace = grace_seconds(tt);
+    settle_revocations(tt, cluster, api, &mut status, now).await?;
+    let ensured = ensure_token(tt, cluster, api, &mut status, now).await?;
+    let (token, value, event) =
+        ensure_value(tt, api, &status, existing.as_ref(), ensured, now).await?;
 
-    // Tokens replaced by a scope change go once their grace period is over.
-    let mut pending = Vec::new();
-    for revocation in std::mem::take(&mut status.pending_revocations) {
-        if parse_time(Some(&revocation.revoke_after)).is_none_or(|at| at <= now) {
-            api.revoke_token(&revocation.token_id).await?;
-            cluster
-                .event(
-                    tt,
-                    false,
-                    "Revoked",
-                    format!("revoked the replaced token {}", revocation.token_id),
-                )
-                .await;
-        } else {
-            pending.push(revocation);
-        }
-    }
-    status.pending_revocations = pending;
-
-    // The token: the current one if it still works and has the right scopes, else a new one.
-    let scopes = desired_scopes(tt);
-    let current = match &status.token_id {
-        Some(id) => api.get_token(id).await?,
-        None => None,
-    };
-    let keep = current
-        .as_ref()
-        .is_some_and(|t| t.status == TokenStatus::Active && status.issued_scopes == scopes);
-    let mut fresh_secret = None;
-    let mut event: Option<(&str, String)> = None;
-    let token = if keep {
-        current.expect("checked above")
-    } else {
-        let previous = status.token_id.clone();
-        let fingerprint = sha256_hex(&format!(
-            "{scopes:?}/{}",
-            previous.as_deref().unwrap_or("first")
-        ));
-        let idempotency_key = format!("tookentoken-{uid}-issue-{}", &fingerprint[..16]);
-        let request = CreateTokenRequest {
-            name: format!("k8s:{namespace}/{}", tt.name_any()),
-            scopes: scopes.iter().map(|s| s.to_contract()).collect(),
-            expires_at: expiry_at_issue(tt, now),
-        };
-        let issued = api.create_token(&request, &idempotency_key).await?;
-        if let (Some(old), Some(old_token)) = (previous, &current)
-            && old != issued.token.id
-            && old_token.status == TokenStatus::Active
-        {
-            // The old token keeps working through the grace period, so workloads can move over.
-            status.pending_revocations.push(PendingRevocation {
-                token_id: old,
-                revoke_after: (now + SignedDuration::from_secs(grace as i64)).to_string(),
-            });
-        }
-        event = Some(match &status.token_id {
-            None => ("Issued", format!("issued token {}", issued.token.id)),
-            Some(old) => (
-                "Reissued",
-                format!("issued token {} to replace {old}", issued.token.id),
-            ),
-        });
-        status.token_id = Some(issued.token.id.clone());
-        status.issued_scopes = scopes.clone();
-        fresh_secret = issued.secret;
-        issued.token
-    };
-
-    // Does the Secret hold this token's current secret?
-    let in_cluster = existing.as_ref().and_then(|s| s.digests.get(&key));
-    let labelled_current = existing.as_ref().is_some_and(|s| {
-        s.annotations.get(TOKEN_ID_KEY) == Some(&token.id)
-            && s.annotations.get(ROTATION_KEY) == Some(&token.rotation.to_string())
-    });
-    let intact = match in_cluster {
-        None => false,
-        // Written before a crash kept the status from recording it: adopt it.
-        Some(_) if status.rotation != Some(token.rotation) => labelled_current,
-        Some(digest) => labelled_current && status.secret_hash.as_ref() == Some(digest),
-    };
-    let last = token.rotated_at.unwrap_or(token.created_at);
-    let due = next_rotation(tt, last, token.expires_at).is_some_and(|at| at <= now);
-
-    let mut rotation = token.rotation;
-    let mut expires_at = token.expires_at;
-    let mut last_rotation = last;
-    // The value to write, `None` to keep the one in the Secret (known by its digest).
-    let value = match (fresh_secret, in_cluster) {
-        (Some(value), _) => Some(value),
-        (None, Some(_)) if intact && !due => existing
-            .as_ref()
-            .and_then(|s| s.value(&key))
-            .map(str::to_owned),
-        (None, in_cluster) => {
-            if event.is_none() {
-                event = Some(match (&in_cluster, due) {
-                    (None, _) => (
-                        "Repaired",
-                        "the Secret was missing; rotated and rewrote it".into(),
-                    ),
-                    (Some(_), false) => (
-                        "Repaired",
-                        "the Secret was changed by hand; rotated and rewrote it".into(),
-                    ),
-                    (Some(_), true) => ("Rotated", "rotated on schedule".into()),
-                });
-            }
-            let mut secret = None;
-            // A replay (no secret) means an earlier attempt rotated and its secret was lost;
-            // rotating again from the new generation yields a usable one.
-            for _ in 0..3 {
-                let request = RotateTokenRequest {
-                    grace_period_seconds: Some(grace),
-                    expires_at: expiry_at_rotation(tt, now, last, expires_at),
-                };
-                let idempotency_key = format!("tookentoken-{uid}-rotate-{}-{rotation}", token.id);
-                let rotated = api
-                    .rotate_token(&token.id, &request, &idempotency_key)
-                    .await?;
-                rotation = rotated.token.rotation;
-                expires_at = rotated.token.expires_at;
-                last_rotation = rotated.token.rotated_at.unwrap_or(now);
-                if let Some(value) = rotated.secret {
-                    secret = Some(value);
-                    break;
-                }
-            }
-            Some(secret.ok_or(ReconcileError::NoSecret)?)
-        }
-    };
-
+    let rotation = token.rotation;
     let mut desired = DesiredSecret {
         name: secret_name.clone(),
-        key,
+        key: tt.secret_key(),
         value: String::new(),
         token_id: token.id.clone(),
         rotation,
         labels: tt.spec.secret.labels.clone(),
         annotations: tt.spec.secret.annotations.clone(),
     };
-    let metadata_current = existing
-        .as_ref()
-        .is_some_and(|s| metadata_matches(s, &desired, tt));
+    let held = existing.as_ref().and_then(|s| s.digests.get(&desired.key));
     let value_hash = match value {
         Some(value) => {
             desired.value = value;
@@ -401,23 +218,35 @@ pub async fn apply<C: Cluster, A: TookenApi>(
         }
         // Kept: only a cached view lacks the value, and it is trusted only when it matches
         // the status, metadata included, so nothing needs writing.
-        None => in_cluster.cloned().ok_or(ReconcileError::NoSecret)?,
+        None => held.cloned().ok_or(ReconcileError::NoSecret)?,
     };
-    if event.is_some() || !intact || !metadata_current {
+    let current_secret = existing.as_ref().is_some_and(|s| {
+        let ours = desired.to_secret(tt).metadata;
+        Some(&s.labels) == ours.labels.as_ref()
+            && Some(&s.annotations) == ours.annotations.as_ref()
+            && held == Some(&value_hash)
+    });
+    if !current_secret {
         if desired.value.is_empty() {
             return Err(ReconcileError::NoSecret);
         }
         cluster.apply_secret(tt, &desired).await?;
     }
 
-    let next = next_rotation(tt, last_rotation, expires_at);
+    let last_rotation = last_rotation(&token);
+    let next = next_rotation(tt, last_rotation, token.expires_at);
     status.rotation = Some(rotation);
     status.secret_hash = Some(value_hash);
     status.secret_name = Some(secret_name);
-    status.expires_at = expires_at.map(|t| t.to_string());
+    status.expires_at = token.expires_at.map(|t| t.to_string());
     status.last_rotation = Some(last_rotation.to_string());
     status.next_rotation = next.map(|t| t.to_string());
     status.observed_generation = tt.metadata.generation;
+    status.pending_issue = None;
+    if let Some(value) = rotate_at(tt) {
+        // Whatever was asked before now is done: the Secret holds a rotation made since.
+        status.rotate_at_handled = Some(value.to_owned());
+    }
     let status = with_ready(
         status,
         ready(
@@ -451,6 +280,368 @@ pub async fn apply<C: Cluster, A: TookenApi>(
         .map(|at| Duration::from_secs(at.duration_since(now).as_secs().max(1) as u64))
         .unwrap_or(MAX_REQUEUE);
     Ok(wait.min(MAX_REQUEUE))
+}
+
+/// The trimmed `tooken.io/rotate-at` value, if set.
+fn rotate_at(tt: &TookenToken) -> Option<&str> {
+    tt.metadata
+        .annotations
+        .as_ref()?
+        .get(ROTATE_AT_ANNOTATION)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Tokens replaced by a scope change go once their grace period is over.
+async fn settle_revocations<C: Cluster, A: TookenApi>(
+    tt: &TookenToken,
+    cluster: &C,
+    api: &A,
+    status: &mut TookenTokenStatus,
+    now: Timestamp,
+) -> Result<(), ReconcileError> {
+    let mut pending = Vec::new();
+    for revocation in std::mem::take(&mut status.pending_revocations) {
+        if parse_time(Some(&revocation.revoke_after)).is_none_or(|at| at <= now) {
+            api.revoke_token(&revocation.token_id).await?;
+            cluster
+                .event(
+                    tt,
+                    false,
+                    "Revoked",
+                    format!("revoked the replaced token {}", revocation.token_id),
+                )
+                .await;
+        } else {
+            pending.push(revocation);
+        }
+    }
+    status.pending_revocations = pending;
+    Ok(())
+}
+
+/// The token the Secret should hold, as the API reports it now.
+struct Ensured {
+    token: Token,
+    /// Its secret, when it was issued by this run.
+    secret: Option<String>,
+    event: Option<(&'static str, String)>,
+}
+
+/// The current token if it still works and has the right scopes, else a new one. A token
+/// revoked, expired or deleted outside the operator is replaced here.
+async fn ensure_token<C: Cluster, A: TookenApi>(
+    tt: &TookenToken,
+    cluster: &C,
+    api: &A,
+    status: &mut TookenTokenStatus,
+    now: Timestamp,
+) -> Result<Ensured, ReconcileError> {
+    let scopes = desired_scopes(tt);
+    let current = match &status.token_id {
+        Some(id) => api.get_token(id).await?,
+        None => None,
+    };
+    let why = match (&status.token_id, &current) {
+        (None, _) => None,
+        (Some(id), None) => Some(format!("token {id} was deleted")),
+        (Some(id), Some(t)) if t.status == TokenStatus::Revoked => {
+            Some(format!("token {id} was revoked"))
+        }
+        (Some(id), Some(t)) if t.status == TokenStatus::Expired => {
+            Some(format!("token {id} expired"))
+        }
+        (Some(id), Some(_)) if status.issued_scopes != scopes => {
+            Some(format!("the scopes of token {id} changed"))
+        }
+        (Some(_), Some(token)) => {
+            return Ok(Ensured {
+                token: token.clone(),
+                secret: None,
+                event: None,
+            });
+        }
+    };
+    let previous = status.token_id.clone();
+    let key = requests::issue_key(tt, &format!("{scopes:?}"), previous.as_deref());
+    let request = CreateTokenRequest {
+        name: requests::token_name(tt),
+        scopes: scopes.iter().map(|s| s.to_contract()).collect(),
+        expires_at: issue_expiry(tt, cluster, status, &key, now).await?,
+    };
+    let issued = issue(tt, api, status, &key, &request).await?;
+    if let (Some(old), Some(old_token)) = (previous, &current)
+        && old != issued.token.id
+        && old_token.status == TokenStatus::Active
+    {
+        // The old token keeps working through the grace period, so workloads can move over.
+        status.pending_revocations.push(PendingRevocation {
+            token_id: old,
+            revoke_after: (now + SignedDuration::from_secs(grace_seconds(tt) as i64)).to_string(),
+        });
+    }
+    let event = match why {
+        None => ("Issued", format!("issued token {}", issued.token.id)),
+        Some(why) => (
+            "Reissued",
+            format!("{why}; issued token {}", issued.token.id),
+        ),
+    };
+    status.token_id = Some(issued.token.id.clone());
+    status.issued_scopes = scopes;
+    Ok(Ensured {
+        token: issued.token,
+        secret: issued.secret,
+        event: Some(event),
+    })
+}
+
+/// The create's `expires_at`. A lifetime counts from the time of issue, so that time is
+/// written to the status before the create is sent, and every retry sends the same body.
+async fn issue_expiry<C: Cluster>(
+    tt: &TookenToken,
+    cluster: &C,
+    status: &mut TookenTokenStatus,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<Option<Timestamp>>, ReconcileError> {
+    if !requests::issue_depends_on_time(tt) {
+        return Ok(requests::expiry_at_issue(tt, now));
+    }
+    let written = status
+        .pending_issue
+        .as_ref()
+        .filter(|p| p.idempotency_key == key)
+        .and_then(|p| parse_time(Some(&p.expires_at)))
+        // An expiry that passed while the operator was down cannot be issued any more.
+        .filter(|at| *at > now);
+    if let Some(at) = written {
+        return Ok(Some(Some(at)));
+    }
+    let expiry = requests::expiry_at_issue(tt, now);
+    if let Some(Some(at)) = expiry {
+        status.pending_issue = Some(PendingIssue {
+            idempotency_key: key.to_owned(),
+            expires_at: at.to_string(),
+        });
+        cluster.apply_status(tt, status).await?;
+    }
+    Ok(expiry)
+}
+
+/// Creates the token, and returns it as it is now. A replay returns the token as it was when
+/// first issued, without its secret, so it is read again; a replayed token that no longer works,
+/// or a key the API refuses, is recovered without ever making a second working token.
+async fn issue<A: TookenApi>(
+    tt: &TookenToken,
+    api: &A,
+    status: &TookenTokenStatus,
+    key: &str,
+    request: &CreateTokenRequest,
+) -> Result<IssuedToken, ReconcileError> {
+    let issued = match api.create_token(request, key).await {
+        Err(ApiFailure::KeyReused(why)) => {
+            tracing::warn!(
+                key,
+                why,
+                "the create's key was refused; looking for its token"
+            );
+            return adopt_or_create(tt, api, status, key, request).await;
+        }
+        other => other?,
+    };
+    if issued.secret.is_some() {
+        return Ok(issued);
+    }
+    match api.get_token(&issued.token.id).await? {
+        Some(token) if token.status == TokenStatus::Active => Ok(IssuedToken {
+            token,
+            secret: None,
+        }),
+        // Issued before a crash and since revoked or deleted: no working token exists.
+        _ => Ok(api
+            .create_token(request, &requests::issue_retry_key(key, request))
+            .await?),
+    }
+}
+
+/// After a refused key: the working token of this resource that the status does not name yet
+/// (the one the refused key made), else a new one under a key bound to this body. Extra
+/// orphans from earlier versions are revoked.
+async fn adopt_or_create<A: TookenApi>(
+    tt: &TookenToken,
+    api: &A,
+    status: &TookenTokenStatus,
+    key: &str,
+    request: &CreateTokenRequest,
+) -> Result<IssuedToken, ReconcileError> {
+    let known: Vec<&str> = status
+        .token_id
+        .iter()
+        .map(String::as_str)
+        .chain(
+            status
+                .pending_revocations
+                .iter()
+                .map(|p| p.token_id.as_str()),
+        )
+        .collect();
+    let created = tt.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let mut orphans: Vec<Token> = api
+        .find_tokens(&request.name)
+        .await?
+        .into_iter()
+        .filter(|t| t.status == TokenStatus::Active && !known.contains(&t.id.as_str()))
+        // A token retained by an earlier resource of the same name is not this one's.
+        .filter(|t| created.is_none_or(|c| t.created_at >= c))
+        .collect();
+    orphans.sort_by_key(|t| t.created_at);
+    let Some(adopted) = orphans.pop() else {
+        return Ok(api
+            .create_token(request, &requests::issue_retry_key(key, request))
+            .await?);
+    };
+    for extra in orphans {
+        api.revoke_token(&extra.id).await?;
+    }
+    Ok(IssuedToken {
+        token: adopted,
+        secret: None,
+    })
+}
+
+/// Whether the Secret holds a current secret of `token`.
+fn holds_current(
+    existing: Option<&ObservedSecret>,
+    key: &str,
+    status: &TookenTokenStatus,
+    token: &Token,
+) -> bool {
+    let Some(secret) = existing else { return false };
+    let Some(digest) = secret.digests.get(key) else {
+        return false;
+    };
+    let labelled_current = annotation(secret, TOKEN_ID_KEY) == Some(token.id.as_str())
+        && annotation(secret, ROTATION_KEY) == Some(token.rotation.to_string().as_str());
+    if status.rotation != Some(token.rotation) || status.token_id.as_deref() != Some(&token.id) {
+        // Written before a crash kept the status from recording it: adopt it.
+        return labelled_current;
+    }
+    labelled_current && status.secret_hash.as_ref() == Some(digest)
+}
+
+/// Why the Secret needs a new secret of a token it does not hold.
+fn why_rotate(
+    existing: Option<&ObservedSecret>,
+    key: &str,
+    token: &Token,
+    status: &TookenTokenStatus,
+) -> (&'static str, String) {
+    let Some(secret) = existing.filter(|s| s.digests.contains_key(key)) else {
+        return (
+            "Repaired",
+            "the Secret was missing; rotated and rewrote it".into(),
+        );
+    };
+    let held = annotation(secret, ROTATION_KEY).and_then(|r| r.parse::<i64>().ok());
+    let hash_ok = secret.digests.get(key) == status.secret_hash.as_ref();
+    match held {
+        Some(held)
+            if hash_ok
+                && annotation(secret, TOKEN_ID_KEY) == Some(token.id.as_str())
+                && held < token.rotation =>
+        {
+            (
+                "Healed",
+                format!(
+                    "token {} was rotated outside the operator (rotation {}); rotated again and rewrote the Secret",
+                    token.id, token.rotation
+                ),
+            )
+        }
+        _ => (
+            "Repaired",
+            "the Secret was changed by hand; rotated and rewrote it".into(),
+        ),
+    }
+}
+
+/// What an ensure step found, and the Event that says so.
+type Found = (Token, Option<String>, Option<(&'static str, String)>);
+
+/// The secret to write: the one just issued, a new rotation's, or `None` to keep the one the
+/// Secret holds (known by its digest).
+async fn ensure_value<A: TookenApi>(
+    tt: &TookenToken,
+    api: &A,
+    status: &TookenTokenStatus,
+    existing: Option<&ObservedSecret>,
+    ensured: Ensured,
+    now: Timestamp,
+) -> Result<Found, ReconcileError> {
+    let key = tt.secret_key();
+    let Ensured {
+        mut token,
+        secret,
+        mut event,
+    } = ensured;
+    if let Some(value) = secret {
+        return Ok((token, Some(value), event));
+    }
+    if let Some(value) = tt.requested_rotation() {
+        let request = requests::rotate_request(tt, &token, false);
+        let idempotency_key =
+            requests::requested_rotate_key(tt, status.rotation, &token, value, &request);
+        let rotated = api
+            .rotate_token(&token.id, &request, &idempotency_key)
+            .await?;
+        let note = format!("rotated as asked by {ROTATE_AT_ANNOTATION}={value}");
+        if let Some(secret) = rotated.secret {
+            return Ok((rotated.token, Some(secret), Some(("Rotated", note))));
+        }
+        // Done before a crash; what the Secret holds since then is read below.
+        token = api
+            .get_token(&token.id)
+            .await?
+            .ok_or(ReconcileError::NoSecret)?;
+        event = event.or(Some(("Rotated", note)));
+    }
+    let scheduled =
+        next_rotation(tt, last_rotation(&token), token.expires_at).is_some_and(|at| at <= now);
+    if !scheduled && holds_current(existing, &key, status, &token) {
+        let value = existing.and_then(|s| s.value(&key)).map(str::to_owned);
+        return Ok((token, value, event));
+    }
+    let why = if scheduled {
+        ("Rotated", "rotated on schedule".into())
+    } else {
+        why_rotate(existing, &key, &token, status)
+    };
+    let (token, value) = rotate(tt, api, token, scheduled).await?;
+    Ok((token, Some(value), event.or(Some(why))))
+}
+
+/// Rotates `token` from the generation it has now. A replay (no secret) means an earlier
+/// attempt rotated and its secret was lost: the token is read again, and rotated from there.
+async fn rotate<A: TookenApi>(
+    tt: &TookenToken,
+    api: &A,
+    mut token: Token,
+    scheduled: bool,
+) -> Result<(Token, String), ReconcileError> {
+    for _ in 0..3 {
+        let request = requests::rotate_request(tt, &token, scheduled);
+        let key = requests::rotate_key(tt, &token, &request);
+        let rotated = api.rotate_token(&token.id, &request, &key).await?;
+        if let Some(value) = rotated.secret {
+            return Ok((rotated.token, value));
+        }
+        token = api
+            .get_token(&token.id)
+            .await?
+            .ok_or(ReconcileError::NoSecret)?;
+    }
+    Err(ReconcileError::NoSecret)
 }
 
 /// The resource is being deleted: revoke its tokens unless told to retain them.

@@ -80,11 +80,18 @@ fn assert_converged(cluster: &FakeCluster, api: &FakeTooken) {
     assert_eq!(ready.status, "True");
 }
 
-/// Runs reconcile until it succeeds (a crashed run is followed by a clean one).
+/// Runs reconcile until it succeeds (a crashed run is followed by a clean one). Each retry
+/// happens a little later, as it would after a restart, so a body that depends on the time of
+/// the attempt shows up as a refused key.
 async fn run(tt: &TookenToken, cluster: &FakeCluster, api: &FakeTooken, now: Timestamp) {
-    for _ in 0..3 {
+    for attempt in 0..3 {
         let current = stored(tt, cluster);
-        if apply(&current, cluster, api, now).await.is_ok() {
+        let at = now + SignedDuration::from_secs(attempt);
+        if apply(&current, cluster, api, at).await.is_ok() {
+            assert!(
+                api.state.lock().unwrap().refused_keys.is_empty(),
+                "a key was sent with two bodies"
+            );
             return;
         }
         cluster.steps.lock().unwrap().crash_at = None;
@@ -148,6 +155,28 @@ async fn rotates_on_schedule_and_requeues_for_the_next_one() {
             && wait >= std::time::Duration::from_secs(3590),
         "{wait:?}"
     );
+    let next: Timestamp = cluster
+        .state
+        .lock()
+        .unwrap()
+        .status
+        .clone()
+        .unwrap()
+        .next_rotation
+        .unwrap()
+        .parse()
+        .unwrap();
+    let in_an_hour = now + SignedDuration::from_hours(1);
+    assert!(
+        next.duration_since(in_an_hour).abs() < SignedDuration::from_secs(10),
+        "{next} vs {in_an_hour}"
+    );
+    // Just before it is due, the wait is exactly what is left.
+    let almost = next - SignedDuration::from_secs(10);
+    let wait = apply(&stored(&tt, &cluster), &cluster, &api, almost)
+        .await
+        .unwrap();
+    assert_eq!(wait, std::time::Duration::from_secs(10));
     let first = secret_in_cluster(&cluster).unwrap();
     // An hour later the rotation is due.
     let later = now + SignedDuration::from_mins(61);
@@ -315,16 +344,74 @@ async fn a_secret_the_operator_does_not_own_is_never_overwritten() {
     );
 }
 
+/// A resource, its world, and the change to reconcile (from its stored state).
+type Scenario = (
+    TookenToken,
+    FakeCluster,
+    FakeTooken,
+    Box<dyn Fn(&TookenToken) -> TookenToken>,
+);
+type Setup = dyn Fn() -> Scenario;
+
+/// `tt` issued in a fresh world, then `change` to reconcile.
+fn issued_then(
+    tt: TookenToken,
+    change: impl Fn(&TookenToken) -> TookenToken + 'static,
+) -> Scenario {
+    let (cluster, api) = world();
+    futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
+    (tt, cluster, api, Box::new(change))
+}
+
+/// Nothing issued yet: the first reconcile issues.
+fn fresh(tt: TookenToken) -> Scenario {
+    let (cluster, api) = world();
+    (tt, cluster, api, Box::new(TookenToken::clone))
+}
+
+fn new_scopes(tt: &TookenToken) -> TookenToken {
+    let mut tt = tt.clone();
+    tt.spec.scopes = vec![TokenScope::TokensWrite];
+    tt
+}
+
+/// Crashes the scenario at every step, and its first retry at every step again (before and
+/// after each effect), each retry a second later, then lets it finish.
+async fn crash_twice_everywhere(setup: &Setup, at: Timestamp) {
+    let (tt, cluster, api, change) = setup();
+    let changed = change(&stored(&tt, &cluster));
+    let start = cluster.steps.lock().unwrap().count;
+    run(&changed, &cluster, &api, at).await;
+    // A retry can take a few more steps than a clean run (reading a replayed token again).
+    let steps = cluster.steps.lock().unwrap().count - start + 3;
+    for first in 1..=steps {
+        for second in 1..=steps {
+            for (c1, c2) in [
+                (Crash::Before, Crash::After),
+                (Crash::After, Crash::After),
+                (Crash::After, Crash::Before),
+            ] {
+                let (tt, cluster, api, change) = setup();
+                let changed = change(&stored(&tt, &cluster));
+                let base = cluster.steps.lock().unwrap().count;
+                cluster.steps.lock().unwrap().crash_at = Some((base + first, c1));
+                let crashed = apply(&stored(&changed, &cluster), &cluster, &api, at).await;
+                if crashed.is_err() {
+                    let base = cluster.steps.lock().unwrap().count;
+                    cluster.steps.lock().unwrap().crash_at = Some((base + second, c2));
+                    let later = at + SignedDuration::from_secs(5);
+                    let _ = apply(&stored(&changed, &cluster), &cluster, &api, later).await;
+                }
+                cluster.steps.lock().unwrap().crash_at = None;
+                run(&changed, &cluster, &api, at + SignedDuration::from_secs(10)).await;
+                assert_converged(&cluster, &api);
+            }
+        }
+    }
+}
+
 /// Crashes the scenario at every step (before and after each effect), then lets it finish.
-async fn crash_everywhere(
-    setup: impl Fn() -> (
-        TookenToken,
-        FakeCluster,
-        FakeTooken,
-        Box<dyn Fn(&TookenToken) -> TookenToken>,
-    ),
-    at: Timestamp,
-) {
+async fn crash_everywhere(setup: impl Fn() -> Scenario, at: Timestamp) {
     // How many steps a clean run takes.
     let (tt, cluster, api, change) = setup();
     let changed = change(&stored(&tt, &cluster));
@@ -347,15 +434,7 @@ async fn crash_everywhere(
 #[tokio::test]
 async fn a_crash_at_any_step_of_issuing_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            (
-                resource(vec![TokenScope::TokensRead]),
-                cluster,
-                api,
-                Box::new(|tt: &TookenToken| tt.clone()),
-            )
-        },
+        || fresh(resource(vec![TokenScope::TokensRead])),
         Timestamp::now(),
     )
     .await;
@@ -364,16 +443,7 @@ async fn a_crash_at_any_step_of_issuing_leaves_no_duplicate_or_orphan() {
 #[tokio::test]
 async fn a_crash_at_any_step_of_rotating_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            let mut tt = resource(vec![TokenScope::TokensRead]);
-            tt.spec.rotation = Some(RotationPolicy {
-                every: Some("1h".into()),
-                before_expiry: None,
-            });
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
-        },
+        || issued_then(hourly(), TookenToken::clone),
         Timestamp::now() + SignedDuration::from_hours(2),
     )
     .await;
@@ -382,17 +452,7 @@ async fn a_crash_at_any_step_of_rotating_leaves_no_duplicate_or_orphan() {
 #[tokio::test]
 async fn a_crash_at_any_step_of_a_scope_change_leaves_no_duplicate_or_orphan() {
     crash_everywhere(
-        || {
-            let (cluster, api) = world();
-            let tt = resource(vec![TokenScope::TokensRead]);
-            futures::executor::block_on(apply(&tt, &cluster, &api, Timestamp::now())).unwrap();
-            let change = |tt: &TookenToken| {
-                let mut tt = tt.clone();
-                tt.spec.scopes = vec![TokenScope::TokensWrite];
-                tt
-            };
-            (tt, cluster, api, Box::new(change))
-        },
+        || issued_then(resource(vec![TokenScope::TokensRead]), new_scopes),
         Timestamp::now(),
     )
     .await;
@@ -408,6 +468,263 @@ async fn a_crash_at_any_step_of_repairing_a_deleted_secret_leaves_no_duplicate_o
             cluster.state.lock().unwrap().secret = None;
             (tt, cluster, api, Box::new(|tt: &TookenToken| tt.clone()))
         },
+        Timestamp::now(),
+    )
+    .await;
+}
+
+fn last_event(cluster: &FakeCluster) -> Option<String> {
+    cluster.state.lock().unwrap().events.last().cloned()
+}
+
+fn hourly() -> TookenToken {
+    let mut tt = resource(vec![TokenScope::TokensRead]);
+    tt.spec.rotation = Some(RotationPolicy {
+        every: Some("1h".into()),
+        before_expiry: None,
+    });
+    tt
+}
+
+/// The run that left `t109` at `ApiRefused` for 24 hours: the create's reply is lost, then the
+/// rotation that replaces its unknown secret is lost too, and the retry comes later.
+#[tokio::test]
+async fn a_lost_issue_then_a_lost_rotation_never_reuse_a_key_with_another_body() {
+    let (cluster, api) = world();
+    let tt = hourly();
+    let now = Timestamp::now();
+    cluster.steps.lock().unwrap().crash_on = Some(("create_token", Crash::After));
+    assert!(apply(&tt, &cluster, &api, now).await.is_err());
+    cluster.steps.lock().unwrap().crash_on = Some(("rotate_token", Crash::After));
+    let later = now + SignedDuration::from_secs(7);
+    assert!(
+        apply(&stored(&tt, &cluster), &cluster, &api, later)
+            .await
+            .is_err()
+    );
+    let much_later = now + SignedDuration::from_mins(3);
+    apply(&stored(&tt, &cluster), &cluster, &api, much_later)
+        .await
+        .expect("the retry succeeds");
+    assert!(api.state.lock().unwrap().refused_keys.is_empty());
+    assert_converged(&cluster, &api);
+    assert_eq!(api.active().len(), 1, "one token, however many crashes");
+}
+
+#[tokio::test]
+async fn two_crashes_at_any_steps_of_issuing_leave_one_working_token() {
+    crash_twice_everywhere(
+        &|| {
+            let (cluster, api) = world();
+            (
+                hourly(),
+                cluster,
+                api,
+                Box::new(|tt: &TookenToken| tt.clone()),
+            )
+        },
+        Timestamp::now(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_crashes_at_any_steps_of_issuing_with_a_lifetime_leave_one_working_token() {
+    crash_twice_everywhere(
+        &|| {
+            let mut tt = hourly();
+            tt.spec.expiry = Some(Expiry {
+                after: Some("24h".into()),
+                at: None,
+            });
+            fresh(tt)
+        },
+        Timestamp::now(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_crashes_at_any_steps_of_a_scheduled_rotation_leave_one_working_token() {
+    crash_twice_everywhere(
+        &|| issued_then(hourly(), TookenToken::clone),
+        Timestamp::now() + SignedDuration::from_hours(2),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_crashes_at_any_steps_of_a_scope_change_leave_one_working_token() {
+    crash_twice_everywhere(&|| issued_then(hourly(), new_scopes), Timestamp::now()).await;
+}
+
+/// A key an older operator used with a body that depended on the time: the API refuses it, and
+/// the operator adopts the token that key made instead of issuing a second one.
+#[tokio::test]
+async fn a_refused_create_key_adopts_the_token_it_made() {
+    let (cluster, api) = world();
+    let tt = hourly();
+    let key = crate::requests::issue_key(&tt, &format!("{:?}", [TokenScope::TokensRead]), None);
+    let older = tooken_contract::tokens::CreateTokenRequest {
+        name: crate::requests::token_name(&tt),
+        scopes: vec![tooken_contract::Scope::TokensRead],
+        expires_at: Some(Some(Timestamp::now() + SignedDuration::from_hours(48))),
+    };
+    use crate::tooken_api::TookenApi;
+    let made = api.create_token(&older, &key).await.unwrap().token.id;
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    assert_eq!(api.state.lock().unwrap().refused_keys, [key]);
+    assert_eq!(
+        api.active(),
+        std::slice::from_ref(&made),
+        "adopted, not duplicated"
+    );
+    assert_converged(&cluster, &api);
+    let status = cluster.state.lock().unwrap().status.clone().unwrap();
+    assert_eq!(status.token_id.as_deref(), Some(made.as_str()));
+}
+
+#[tokio::test]
+async fn a_rotation_through_the_api_is_healed_by_the_next_reconcile() {
+    let (cluster, api) = world();
+    let tt = hourly();
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    let id = api.active()[0].clone();
+    let before = secret_in_cluster(&cluster).unwrap();
+    api.rotate_out_of_band(&id);
+    assert_eq!(
+        api.verify(&before),
+        None,
+        "the old secret died with the rotation"
+    );
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_converged(&cluster, &api);
+    assert_eq!(
+        api.active(),
+        [id],
+        "the same token, with a secret the Secret holds"
+    );
+    assert_eq!(last_event(&cluster).as_deref(), Some("Healed"));
+    assert_eq!(
+        cluster
+            .state
+            .lock()
+            .unwrap()
+            .status
+            .clone()
+            .unwrap()
+            .rotation,
+        Some(2),
+        "the API's rotation, then the operator's"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_through_the_api_is_healed_with_a_new_token() {
+    let (cluster, api) = world();
+    let tt = hourly();
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    let old = api.active()[0].clone();
+    api.revoke_out_of_band(&old);
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_converged(&cluster, &api);
+    assert_ne!(api.active(), [old]);
+    assert_eq!(last_event(&cluster).as_deref(), Some("Reissued"));
+}
+
+#[tokio::test]
+async fn a_verify_that_finds_nothing_writes_nothing() {
+    let (cluster, api) = world();
+    let tt = hourly();
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    let steps = cluster.steps.lock().unwrap().log.len();
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    let log = cluster.steps.lock().unwrap().log[steps..].to_vec();
+    assert_eq!(log, ["get_secret", "get_token"], "reads only");
+}
+
+fn annotated(tt: &TookenToken, value: &str) -> TookenToken {
+    let mut tt = tt.clone();
+    tt.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(crate::crd::ROTATE_AT_ANNOTATION.into(), value.into());
+    tt
+}
+
+fn rotation(cluster: &FakeCluster) -> Option<i64> {
+    cluster.state.lock().unwrap().status.clone()?.rotation
+}
+
+#[tokio::test]
+async fn each_new_rotate_at_value_rotates_exactly_once() {
+    let (cluster, api) = world();
+    let tt = annotated(&hourly(), "2026-12-01T10:00:00Z");
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    assert_eq!(
+        rotation(&cluster),
+        Some(0),
+        "a value present at issue asks for nothing"
+    );
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(rotation(&cluster), Some(0));
+
+    let tt = annotated(&tt, "2026-12-01T11:00:00Z");
+    let first = secret_in_cluster(&cluster).unwrap();
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(rotation(&cluster), Some(1));
+    assert_ne!(secret_in_cluster(&cluster).unwrap(), first);
+    assert_converged(&cluster, &api);
+    assert_eq!(last_event(&cluster).as_deref(), Some("Rotated"));
+    let status = cluster.state.lock().unwrap().status.clone().unwrap();
+    assert_eq!(
+        status.rotate_at_handled.as_deref(),
+        Some("2026-12-01T11:00:00Z")
+    );
+    // The same value again (a resync, a restart of the operator) does nothing.
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(rotation(&cluster), Some(1));
+}
+
+/// The Secret was written but the status was not: the retry replays the rotation it asked for
+/// and keeps what the Secret holds, instead of rotating a second time.
+#[tokio::test]
+async fn a_rotate_at_value_is_handled_once_across_a_crash_before_the_status() {
+    for crash in [Crash::Before, Crash::After] {
+        let (cluster, api) = world();
+        let tt = hourly();
+        apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+        let tt = annotated(&tt, "now");
+        cluster.steps.lock().unwrap().crash_on = Some(("apply_status", crash));
+        let _ = apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now()).await;
+        cluster.steps.lock().unwrap().crash_on = None;
+        run(&tt, &cluster, &api, Timestamp::now()).await;
+        assert_converged(&cluster, &api);
+        let token = api.active()[0].clone();
+        assert_eq!(
+            api.state.lock().unwrap().tokens[&token].token.rotation,
+            1,
+            "rotated exactly once ({crash:?})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_of_a_requested_rotation_leaves_one_working_token() {
+    crash_everywhere(
+        || issued_then(hourly(), |tt| annotated(tt, "please")),
         Timestamp::now(),
     )
     .await;

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tooken_contract::tokens::{
-    CreateTokenRequest, IssuedToken, RotateTokenRequest, RotatedToken, Token,
+    CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
+    TokenStatus,
 };
 use tooken_contract::{Client, ClientError};
 
@@ -18,7 +19,13 @@ pub enum ApiFailure {
     /// The API refused the request (4xx): retrying the same request will not help.
     #[error("the Tooken API refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
+    /// The `Idempotency-Key` was already used with a different body (422 on that header).
+    #[error("the Tooken API refused the Idempotency-Key: {0}")]
+    KeyReused(String),
 }
+
+/// The header (and the `field` of the API's refusal) carrying the idempotency key.
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 pub trait TookenApi: Send + Sync {
     /// Creates a token; a repeat with the same key returns the same token without its secret.
@@ -39,9 +46,20 @@ pub trait TookenApi: Send + Sync {
     ) -> impl Future<Output = Result<RotatedToken, ApiFailure>> + Send;
     /// Revokes; a token that does not exist counts as revoked.
     fn revoke_token(&self, id: &str) -> impl Future<Output = Result<(), ApiFailure>> + Send;
+    /// The active tokens named `name` (rarely needed: only to recover a refused key).
+    fn find_tokens(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<Token>, ApiFailure>> + Send;
 }
 
 fn failure(err: ClientError) -> ApiFailure {
+    if let ClientError::Api { status, body } = &err
+        && status.as_u16() == 422
+        && body.field.as_deref() == Some(IDEMPOTENCY_KEY)
+    {
+        return ApiFailure::KeyReused(body.message.clone());
+    }
     match err.status().map(|s| s.as_u16()) {
         Some(status) if (400..500).contains(&status) && status != 429 => ApiFailure::Refused {
             status,
@@ -86,6 +104,23 @@ impl TookenApi for Client {
             Ok(_) => Ok(()),
             Err(err) if err.status().map(|s| s.as_u16()) == Some(404) => Ok(()),
             Err(err) => Err(failure(err)),
+        }
+    }
+
+    async fn find_tokens(&self, name: &str) -> Result<Vec<Token>, ApiFailure> {
+        let mut found = Vec::new();
+        let mut params = ListTokensParams {
+            status: Some(TokenStatus::Active),
+            limit: Some(200),
+            cursor: None,
+        };
+        loop {
+            let page = Client::list_tokens(self, &params).await.map_err(failure)?;
+            found.extend(page.data.into_iter().filter(|t| t.name == name));
+            match page.next_cursor {
+                Some(cursor) => params.cursor = Some(cursor),
+                None => return Ok(found),
+            }
         }
     }
 }
@@ -146,6 +181,11 @@ impl TookenApi for MeteredApi {
 
     async fn revoke_token(&self, id: &str) -> Result<(), ApiFailure> {
         self.measure("revoke_token", TookenApi::revoke_token(&self.client, id))
+            .await
+    }
+
+    async fn find_tokens(&self, name: &str) -> Result<Vec<Token>, ApiFailure> {
+        self.measure("find_tokens", TookenApi::find_tokens(&self.client, name))
             .await
     }
 }

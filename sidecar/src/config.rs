@@ -51,8 +51,10 @@ pub struct WebhookArgs {
     /// How many handled event ids are remembered to reject repeats.
     #[arg(long, env = "TOOKEN_SIDECAR_REPLAY_CAPACITY", default_value_t = 10_000)]
     pub replay_capacity: usize,
-    /// How long to wait for the Secret to hold the rotated token before answering 503.
-    #[arg(long, env = "TOOKEN_SIDECAR_SECRET_WAIT", default_value = "30s", value_parser = parse_duration)]
+    /// How long one restart (receiver) or refresh (volume) waits, after the delivery was
+    /// answered, for the Secret to hold the rotated token. A restart not done by then stays
+    /// pending on its workloads and is tried again.
+    #[arg(long, env = "TOOKEN_SIDECAR_SECRET_WAIT", default_value = "2m", value_parser = parse_duration)]
     pub secret_wait: Duration,
 }
 
@@ -89,6 +91,10 @@ pub struct ReceiverArgs {
     /// Rotations of one token arriving within this window are handled once.
     #[arg(long, env = "TOOKEN_SIDECAR_COALESCE_WINDOW", default_value = "2s", value_parser = parse_duration)]
     pub coalesce_window: Duration,
+    /// The longest a delivery waits for its restart to be recorded on the workloads; past it
+    /// the answer is 503 with `Retry-After`. Below the sender's 10 s per-attempt timeout.
+    #[arg(long, env = "TOOKEN_SIDECAR_ACK_WITHIN", default_value = "5s", value_parser = parse_duration)]
+    pub ack_within: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

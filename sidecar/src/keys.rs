@@ -10,6 +10,12 @@ pub const ROTATION: &str = "tooken.io/rotation";
 pub const RESTART_ON_ROTATION: &str = "tooken.io/restart-on-rotation";
 /// On a workload: `<token-id>:<rotation>` entries for the rotations it was already restarted for.
 pub const RESTARTED_FOR_ROTATION: &str = "tooken.io/restarted-for-rotation";
+/// On a workload: `<token-id>:<rotation>` entries for rotations acknowledged to Tooken whose
+/// restart waits for the Secret; cleared by the restart itself.
+pub const PENDING_ROTATION: &str = "tooken.io/pending-rotation";
+/// On a `TookenToken`: the latest rotation the sidecar was told about, written when the Secret
+/// does not hold it yet (a rotation through the API), so the operator heals it at once.
+pub const ROTATION_SEEN: &str = "tooken.io/rotation-seen";
 /// On a pod template: what `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 

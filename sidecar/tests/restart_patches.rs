@@ -194,13 +194,14 @@ async fn discovery(api: &mut ApiServer, rotation: u64) {
     .await;
 }
 
-/// The exact patch `kubectl rollout restart` would send, plus the rotation record.
+/// The patch `kubectl rollout restart` would send (its time to the millisecond), plus the
+/// rotation record.
 fn restart_patch(marker: &str) -> Value {
     json!({
         "metadata": {"resourceVersion": "10",
                      "annotations": {"tooken.io/restarted-for-rotation": marker}},
         "spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": "2026-11-26T06:02:14Z"}}}}
+            "kubectl.kubernetes.io/restartedAt": "2026-11-26T06:02:14.000Z"}}}}
     })
 }
 
@@ -478,11 +479,11 @@ async fn a_patch_that_loses_a_race_is_recomputed_and_not_repeated() {
     api.done().await;
 }
 
-fn webhook_state(restarter: Arc<Restarter>, window: Duration) -> Arc<WebhookState> {
+fn webhook_state(restarter: Arc<Restarter>, ack_within: Duration) -> Arc<WebhookState> {
     let metrics = restarter.metrics.clone();
     Arc::new(WebhookState {
         verifier: Verifier::new(vec![b"whsec".to_vec()], Duration::from_secs(300), 100),
-        handler: Arc::new(Receiver::new(restarter, window)),
+        handler: Arc::new(Receiver::new(restarter, Duration::from_secs(2), ack_within)),
         metrics,
         body_limit: 64 * 1024,
         clock: now,
@@ -497,7 +498,7 @@ fn rotated(event_id: &str, rotation: u64) -> Vec<u8> {
     .unwrap()
 }
 
-async fn deliver(state: &Arc<WebhookState>, body: &[u8]) -> u16 {
+async fn deliver_with_headers(state: &Arc<WebhookState>, body: &[u8]) -> Response<bytes::Bytes> {
     warp::test::request()
         .method("POST")
         .path("/webhooks/tooken")
@@ -505,55 +506,218 @@ async fn deliver(state: &Arc<WebhookState>, body: &[u8]) -> u16 {
         .body(body)
         .reply(&routes(state.clone()))
         .await
-        .status()
-        .as_u16()
+}
+
+async fn deliver(state: &Arc<WebhookState>, body: &[u8]) -> u16 {
+    deliver_with_headers(state, body).await.status().as_u16()
+}
+
+/// The patch that records a pending restart: metadata only, so nothing rolls yet.
+fn pending_patch(marker: &str) -> Value {
+    json!({"metadata": {"resourceVersion": "10",
+                        "annotations": {"tooken.io/pending-rotation": marker}}})
+}
+
+/// The restart of a workload whose pending entry it settles.
+fn restart_settling_patch(marker: &str) -> Value {
+    let mut patch = restart_patch(marker);
+    patch["metadata"]["annotations"]["tooken.io/pending-rotation"] = Value::Null;
+    patch
+}
+
+/// Answers what `schedule` asks: discovery, then a GET and a pending PATCH per target.
+async fn scheduling(api: &mut ApiServer, secret_rotation: u64, rotation: u64) {
+    discovery(api, secret_rotation).await;
+    for name in ["web", "worker"] {
+        let path = format!("{DEPLOYMENTS}/{name}");
+        api.answer("GET", &path, &[], deployment(name, json!({}), false))
+            .await;
+        let patch = api.answer("PATCH", &path, &[], json!({})).await;
+        assert_eq!(patch, pending_patch(&format!("tok1:{rotation}")), "{name}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_burst_is_coalesced_into_one_restart_and_a_repeat_sends_nothing() {
+async fn a_delivery_is_answered_once_the_restart_is_pending_and_the_restart_follows_once() {
     let (client, mut api) = mock();
-    let state = webhook_state(restarter(client), Duration::from_secs(2));
-    // Two rotations in quick succession, then the first delivered again while in flight.
-    let first = tokio::spawn({
+    let state = webhook_state(restarter(client), Duration::from_secs(5));
+    let delivery = tokio::spawn({
         let state = state.clone();
         async move { deliver(&state, &rotated("e1", 2)).await }
     });
-    let second = tokio::spawn({
+    scheduling(&mut api, 2, 2).await;
+    assert_eq!(
+        delivery.await.unwrap(),
+        200,
+        "answered before any restart, once it is recorded on the workloads"
+    );
+    // After the coalescing window, the restart itself; each workload once.
+    discovery(&mut api, 2).await;
+    for name in ["web", "worker"] {
+        let path = format!("{DEPLOYMENTS}/{name}");
+        api.answer(
+            "GET",
+            &path,
+            &[],
+            deployment(name, json!({"tooken.io/pending-rotation": "tok1:2"}), false),
+        )
+        .await;
+        let patch = api.answer("PATCH", &path, &[], json!({})).await;
+        assert_eq!(patch, restart_settling_patch("tok1:2"), "{name}");
+    }
+    // The same event again is acknowledged without touching the cluster.
+    assert_eq!(deliver(&state, &rotated("e1", 2)).await, 200);
+    drop(state);
+    api.done().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_that_cannot_be_recorded_in_time_gets_503_with_retry_after() {
+    let (client, mut api) = mock();
+    let state = webhook_state(restarter(client), Duration::from_secs(5));
+    let delivery = tokio::spawn({
         let state = state.clone();
-        async move { deliver(&state, &rotated("e2", 3)).await }
+        async move { deliver_with_headers(&state, &rotated("e1", 2)).await }
     });
-    discovery(&mut api, 3).await;
+    // The Kubernetes API does not answer; the sender must not be kept waiting.
+    let (_, _held) = api.expect("GET", TOKENS, &[]).await;
+    let response = delivery.await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body = String::from_utf8_lossy(response.body()).into_owned();
+    assert!(body.contains("timeout"), "{body}");
+}
+
+/// The Secret holds an older rotation: the token was rotated through the API. The operator is
+/// told through its resource, and the restart waits until the healed Secret is written.
+#[tokio::test(start_paused = true)]
+async fn a_rotation_the_secret_does_not_hold_tells_the_operator() {
+    let (client, mut api) = mock();
+    let restarter = restarter(client);
+    let scheduled = tokio::spawn({
+        let restarter = restarter.clone();
+        async move { restarter.schedule(TOKEN, 2).await }
+    });
     api.answer(
         "GET",
-        &format!("{DEPLOYMENTS}/web"),
+        TOKENS,
         &[],
-        deployment("web", json!({}), false),
+        tooken_tokens(json!([tooken_token(
+            "web",
+            TOKEN,
+            json!([{"kind": "Deployment", "name": "web"}])
+        )])),
     )
     .await;
-    let patch = api
-        .answer("PATCH", &format!("{DEPLOYMENTS}/web"), &[], json!({}))
+    api.answer(
+        "GET",
+        SECRETS,
+        &[SELECTOR],
+        metadata_list(json!([secret(1)])),
+    )
+    .await;
+    let poke = api
+        .answer("PATCH", &format!("{TOKENS}/web"), &[], json!({}))
         .await;
     assert_eq!(
-        patch,
-        restart_patch("tok1:3"),
-        "one patch, for the newest rotation"
+        poke,
+        json!({"metadata": {"annotations": {"tooken.io/rotation-seen": "2"}}})
     );
+    for kind in [DEPLOYMENTS, STATEFULSETS, DAEMONSETS] {
+        api.answer("GET", kind, &[], metadata_list(json!([]))).await;
+    }
+    let path = format!("{DEPLOYMENTS}/web");
+    api.answer("GET", &path, &[], deployment("web", json!({}), false))
+        .await;
+    let patch = api.answer("PATCH", &path, &[], json!({})).await;
+    assert_eq!(patch, pending_patch("tok1:2"));
+    let handled = scheduled.await.unwrap().unwrap();
+    assert!(handled.message.contains("1 of 1"), "{}", handled.message);
+    drop(restarter);
+    api.done().await;
+}
+
+/// After a restart of the sidecar, the pending entries on the workloads are what is left to
+/// do; a workload restarted for a later rotation than the one pending only loses its entry.
+#[tokio::test(start_paused = true)]
+async fn pending_restarts_are_found_on_the_workloads_after_a_sidecar_restart() {
+    let (client, mut api) = mock();
+    let restarter = restarter(client);
+    let found = tokio::spawn({
+        let restarter = restarter.clone();
+        async move { restarter.pending().await }
+    });
     api.answer(
         "GET",
-        &format!("{DEPLOYMENTS}/worker"),
+        DEPLOYMENTS,
         &[],
-        deployment("worker", json!({}), false),
+        metadata_list(json!([
+            metadata(
+                "web",
+                json!({"tooken.io/pending-rotation": "tok1:2,tok9:4"})
+            ),
+            metadata("worker", json!({"tooken.io/pending-rotation": "tok1:3"})),
+            metadata("idle", json!({})),
+        ])),
     )
     .await;
-    let patch = api
-        .answer("PATCH", &format!("{DEPLOYMENTS}/worker"), &[], json!({}))
+    api.answer("GET", STATEFULSETS, &[], metadata_list(json!([])))
         .await;
-    assert_eq!(patch, restart_patch("tok1:3"));
-    assert_eq!(first.await.unwrap(), 200);
-    assert_eq!(second.await.unwrap(), 200);
-    // Handled ids are refused without touching the cluster.
-    assert_eq!(deliver(&state, &rotated("e1", 2)).await, 200);
-    assert_eq!(deliver(&state, &rotated("e2", 3)).await, 200);
-    drop(state);
+    api.answer("GET", DAEMONSETS, &[], metadata_list(json!([])))
+        .await;
+    let found = found.await.unwrap().unwrap();
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        [("tok1".to_owned(), 3), ("tok9".to_owned(), 4)]
+    );
+
+    let attempt = tokio::spawn({
+        let restarter = restarter.clone();
+        async move { restarter.restart_for(TOKEN, 3, Instant::now()).await }
+    });
+    discovery(&mut api, 3).await;
+    let path = format!("{DEPLOYMENTS}/web");
+    api.answer(
+        "GET",
+        &path,
+        &[],
+        deployment(
+            "web",
+            json!({"tooken.io/pending-rotation": "tok1:2,tok9:4",
+                   "tooken.io/restarted-for-rotation": "tok1:3"}),
+            false,
+        ),
+    )
+    .await;
+    let patch = api.answer("PATCH", &path, &[], json!({})).await;
+    assert_eq!(
+        patch,
+        json!({"metadata": {"resourceVersion": "10",
+                            "annotations": {"tooken.io/pending-rotation": "tok9:4"}}}),
+        "settled without a second restart; the other token's entry stays"
+    );
+    let path = format!("{DEPLOYMENTS}/worker");
+    api.answer(
+        "GET",
+        &path,
+        &[],
+        deployment(
+            "worker",
+            json!({"tooken.io/pending-rotation": "tok1:3"}),
+            false,
+        ),
+    )
+    .await;
+    let patch = api.answer("PATCH", &path, &[], json!({})).await;
+    assert_eq!(patch, restart_settling_patch("tok1:3"));
+    let handled = attempt.await.unwrap().unwrap();
+    assert!(
+        handled
+            .message
+            .contains("already_restarted: 1, restarted: 1"),
+        "{}",
+        handled.message
+    );
+    drop(restarter);
     api.done().await;
 }

@@ -1,5 +1,7 @@
 //! Helpers for the end-to-end tests: find the cluster, find the real binaries, run them.
 
+pub mod rotation;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 

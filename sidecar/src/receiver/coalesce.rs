@@ -1,5 +1,5 @@
 //! Coalescing: rotations of one token that arrive within a window are handled by one attempt,
-//! for the highest rotation among them, and every delivery gets that attempt's answer.
+//! for the highest rotation among them, and every caller that waits gets that attempt's answer.
 
 use crate::webhook::{HandleError, Handled};
 use futures::future::BoxFuture;
@@ -14,6 +14,7 @@ type Outcome = Result<Handled, HandleError>;
 /// The attempt: token id, highest rotation, earliest receipt (for the latency metric).
 pub type Attempt = Arc<dyn Fn(String, u64, Instant) -> BoxFuture<'static, Outcome> + Send + Sync>;
 
+#[derive(Clone)]
 pub struct Coalescer {
     window: Duration,
     attempt: Attempt,

@@ -1,12 +1,16 @@
-//! One restart attempt for a rotation: find what follows the token, wait until its Secrets
-//! hold the rotation, then restart each workload once.
+//! A rotation in two halves. `schedule`, while the delivery waits: find what follows the token
+//! and record the rotation as pending on each workload. `restart_for`, after the delivery is
+//! acknowledged: wait until the token's Secrets hold the rotation, then restart each workload
+//! once. Pending entries outlive the sidecar; `pending` finds them again after a restart.
 
+use super::marker;
 use super::secrets::{self, SecretRef};
 use super::targets::{self, Target};
 use super::workload::{self, Restart};
 use crate::metrics::{Metrics, RestartLabels};
 use crate::webhook::{HandleError, Handled};
 use crate::{Clock, keys};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,6 +29,100 @@ pub struct Restarter {
 }
 
 impl Restarter {
+    /// Records the rotation as pending on every workload that follows the token. When the
+    /// Secret does not hold the rotation yet (it was rotated through the API, not by the
+    /// operator), the `TookenToken`s are annotated so the operator heals it at once.
+    pub async fn schedule(&self, token_id: &str, rotation: u64) -> Result<Handled, HandleError> {
+        if !is_label_value(token_id) {
+            return Ok(handled(format!(
+                "token id {token_id:?} cannot be a label value; nothing to restart"
+            )));
+        }
+        let namespace = self.namespace.as_deref();
+        let tokens = targets::tooken_tokens(&self.client, namespace, token_id).await?;
+        let secrets = secrets::for_token(&self.client, namespace, token_id).await?;
+        if holds_rotation(&secrets, &namespaces_of(&tokens), rotation).is_err() {
+            for token in &tokens {
+                self.tell_operator(token, rotation).await?;
+            }
+        }
+        let targets = self.targets(&tokens, &secrets).await?;
+        let mut pending = 0;
+        for target in &targets {
+            if workload::schedule(&self.client, target, token_id, rotation).await?
+                == workload::Scheduled::Pending
+            {
+                pending += 1;
+            }
+        }
+        Ok(handled(format!(
+            "rotation {rotation} of token {token_id}: restart scheduled for {pending} of {} \
+             workloads, once the Secret holds it",
+            targets.len()
+        )))
+    }
+
+    async fn tell_operator(&self, token: &DynamicObject, rotation: u64) -> Result<(), kube::Error> {
+        let resource = keys::tooken_token_resource();
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &token.namespace().unwrap_or_default(),
+            &resource,
+        );
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            keys::ROTATION_SEEN: rotation.to_string(),
+        }}});
+        api.patch(
+            &token.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The workloads that follow the token: listed by its `TookenToken`s, or annotated for one
+    /// of its Secrets.
+    async fn targets(
+        &self,
+        tokens: &[DynamicObject],
+        secrets: &[SecretRef],
+    ) -> Result<BTreeSet<Target>, HandleError> {
+        let mut targets: BTreeSet<Target> = tokens.iter().flat_map(targets::listed_in).collect();
+        let mut secrets_by_namespace: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for secret in secrets {
+            secrets_by_namespace
+                .entry(&secret.namespace)
+                .or_default()
+                .insert(secret.name.clone());
+        }
+        for (namespace, names) in &secrets_by_namespace {
+            targets.extend(targets::annotated_in(&self.client, namespace, names).await?);
+        }
+        Ok(targets)
+    }
+
+    /// Every pending `(token, rotation)` recorded on a workload, highest rotation per token.
+    pub async fn pending(&self) -> Result<BTreeMap<String, u64>, kube::Error> {
+        let mut found: BTreeMap<String, u64> = BTreeMap::new();
+        for kind in targets::WorkloadKind::ALL {
+            let api: Api<DynamicObject> = match self.namespace.as_deref() {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.api_resource()),
+                None => Api::all_with(self.client.clone(), &kind.api_resource()),
+            };
+            for workload in api.list_metadata(&ListParams::default()).await?.items {
+                let Some(value) = workload.annotations().get(keys::PENDING_ROTATION) else {
+                    continue;
+                };
+                for (token, rotation) in marker::all(value) {
+                    let entry = found.entry(token).or_default();
+                    *entry = (*entry).max(rotation);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn restart_for(
         &self,
         token_id: &str,
@@ -39,10 +137,7 @@ impl Restarter {
         }
         let namespace = self.namespace.as_deref();
         let tokens = targets::tooken_tokens(&self.client, namespace, token_id).await?;
-        let token_namespaces: BTreeSet<String> = tokens
-            .iter()
-            .filter_map(|token| token.namespace())
-            .collect();
+        let token_namespaces = namespaces_of(&tokens);
         let secrets = secrets::wait_until(
             &self.client,
             namespace,
@@ -52,18 +147,14 @@ impl Restarter {
             |secrets| holds_rotation(secrets, &token_namespaces, rotation),
         )
         .await?;
-
-        let mut targets: BTreeSet<Target> = tokens.iter().flat_map(targets::listed_in).collect();
-        let mut secrets_by_namespace: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for secret in &secrets {
-            secrets_by_namespace
-                .entry(&secret.namespace)
-                .or_default()
-                .insert(secret.name.clone());
-        }
-        for (namespace, names) in &secrets_by_namespace {
-            targets.extend(targets::annotated_in(&self.client, namespace, names).await?);
-        }
+        // Record what the Secrets hold, so events for any rotation up to it restart nothing more.
+        let held = secrets
+            .iter()
+            .filter_map(|secret| secret.rotation)
+            .min()
+            .unwrap_or(rotation)
+            .max(rotation);
+        let targets = self.targets(&tokens, &secrets).await?;
         if targets.is_empty() {
             return Ok(handled(format!("no workload follows token {token_id}")));
         }
@@ -71,8 +162,7 @@ impl Restarter {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         let mut failures = Vec::new();
         for target in &targets {
-            let outcome =
-                workload::restart(&self.client, target, token_id, rotation, self.clock).await;
+            let outcome = workload::restart(&self.client, target, token_id, held, self.clock).await;
             let label = match &outcome {
                 Ok(restart) => restart.as_str(),
                 Err(_) => "failed",
@@ -146,6 +236,13 @@ fn holds_rotation(
         )),
         None => Ok(()),
     }
+}
+
+fn namespaces_of(tokens: &[DynamicObject]) -> BTreeSet<String> {
+    tokens
+        .iter()
+        .filter_map(|token| token.namespace())
+        .collect()
 }
 
 fn is_label_value(value: &str) -> bool {

@@ -34,8 +34,10 @@ impl Restart {
 const ATTEMPTS: usize = 3;
 
 /// Patches the pod template's `kubectl.kubernetes.io/restartedAt`, and records
-/// `<token>:<rotation>` in the same patch. The patch carries the `resourceVersion` it was
-/// computed from, so two receivers (or a retry racing the first attempt) cannot both restart.
+/// `<token>:<rotation>` (and clears the token's pending entry) in the same patch. The patch
+/// carries the `resourceVersion` it was computed from, so two receivers (or a retry racing the
+/// first attempt) cannot both restart. `rotation` is the one the Secret holds, so an event for
+/// any rotation up to it restarts nothing more.
 pub async fn restart(
     client: &Client,
     target: &Target,
@@ -43,11 +45,7 @@ pub async fn restart(
     rotation: u64,
     clock: Clock,
 ) -> Result<Restart, kube::Error> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &target.namespace,
-        &target.kind.api_resource(),
-    );
+    let api = workloads(client, target);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -59,28 +57,57 @@ pub async fn restart(
             .annotations()
             .get(keys::RESTARTED_FOR_ROTATION)
             .map(String::as_str);
-        if marker::restarted_for(recorded, token_id).is_some_and(|done| done >= rotation) {
-            return Ok(Restart::AlreadyRestarted);
+        let pending = workload
+            .annotations()
+            .get(keys::PENDING_ROTATION)
+            .map(String::as_str);
+        let mut annotations = serde_json::Map::new();
+        if marker::restarted_for(pending, token_id).is_some_and(|p| p <= rotation) {
+            annotations.insert(
+                keys::PENDING_ROTATION.into(),
+                marker::remove(pending, token_id).into(),
+            );
         }
-        if target.kind == WorkloadKind::Deployment && workload.data["spec"]["paused"] == true {
-            record_paused(client, target, &workload, token_id, rotation, clock).await?;
-            return Ok(Restart::Paused);
-        }
-        let patch = serde_json::json!({
-            "metadata": {
+        let done = marker::restarted_for(recorded, token_id).is_some_and(|done| done >= rotation);
+        let paused =
+            target.kind == WorkloadKind::Deployment && workload.data["spec"]["paused"] == true;
+        let patch = if done || paused {
+            if paused && !done {
+                record_paused(client, target, &workload, token_id, rotation, clock).await?;
+            }
+            if annotations.is_empty() {
+                return Ok(if done {
+                    Restart::AlreadyRestarted
+                } else {
+                    Restart::Paused
+                });
+            }
+            // Nothing to restart, but the pending entry is settled.
+            serde_json::json!({"metadata": {
                 "resourceVersion": workload.resource_version(),
-                "annotations": {
-                    keys::RESTARTED_FOR_ROTATION: marker::record(recorded, token_id, rotation),
+                "annotations": annotations,
+            }})
+        } else {
+            annotations.insert(
+                keys::RESTARTED_FOR_ROTATION.into(),
+                marker::record(recorded, token_id, rotation).into(),
+            );
+            serde_json::json!({
+                "metadata": {
+                    "resourceVersion": workload.resource_version(),
+                    "annotations": annotations,
                 },
-            },
-            "spec": {"template": {"metadata": {"annotations": {
-                keys::RESTARTED_AT: restarted_at(clock),
-            }}}},
-        });
+                "spec": {"template": {"metadata": {"annotations": {
+                    keys::RESTARTED_AT: restarted_at(clock),
+                }}}},
+            })
+        };
         match api
             .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
+            Ok(_) if done => return Ok(Restart::AlreadyRestarted),
+            Ok(_) if paused => return Ok(Restart::Paused),
             Ok(_) => return Ok(Restart::Restarted),
             Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {
                 tracing::debug!(?target, "workload changed meanwhile; recomputing the patch");
@@ -90,9 +117,67 @@ pub async fn restart(
     }
 }
 
-/// kubectl's format: RFC 3339 with whole seconds.
+/// What scheduling a restart found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    /// The pending entry is written: the restart happens even if this sidecar dies now.
+    Pending,
+    /// Restarted for this rotation (or a later one), or already pending for it.
+    NothingToDo,
+    Missing,
+}
+
+/// Records `<token>:<rotation>` in the workload's `tooken.io/pending-rotation` (metadata only:
+/// nothing rolls), unless it was restarted for that rotation already.
+pub async fn schedule(
+    client: &Client,
+    target: &Target,
+    token_id: &str,
+    rotation: u64,
+) -> Result<Scheduled, kube::Error> {
+    let api = workloads(client, target);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(workload) = api.get_opt(&target.name).await? else {
+            return Ok(Scheduled::Missing);
+        };
+        let annotation = |key: &str| workload.annotations().get(key).map(String::as_str);
+        let pending = annotation(keys::PENDING_ROTATION);
+        let known = [annotation(keys::RESTARTED_FOR_ROTATION), pending]
+            .into_iter()
+            .filter_map(|a| marker::restarted_for(a, token_id))
+            .max();
+        if known.is_some_and(|known| known >= rotation) {
+            return Ok(Scheduled::NothingToDo);
+        }
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": workload.resource_version(),
+            "annotations": {keys::PENDING_ROTATION: marker::record(pending, token_id, rotation)},
+        }});
+        match api
+            .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(Scheduled::Pending),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn workloads(client: &Client, target: &Target) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        &target.namespace,
+        &target.kind.api_resource(),
+    )
+}
+
+/// RFC 3339 like kubectl's, but to the millisecond: two rotations within one second must
+/// still be two pod templates.
 fn restarted_at(clock: Clock) -> String {
-    clock().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    clock().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 async fn record_paused(

@@ -34,7 +34,7 @@ impl WebhookError {
             // Tooken retry an event that needs nothing more. It is still counted as a replay.
             WebhookError::Replayed(_) => StatusCode::OK,
             // 5xx so that Tooken delivers the event again.
-            WebhookError::Handling(HandleError::SecretNotReady(_)) => {
+            WebhookError::Handling(HandleError::SecretNotReady(_) | HandleError::Timeout(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             WebhookError::Handling(HandleError::Kubernetes(_)) => StatusCode::BAD_GATEWAY,
@@ -51,6 +51,7 @@ impl WebhookError {
             WebhookError::Replayed(_) => "replayed",
             WebhookError::Handling(HandleError::SecretNotReady(_)) => "secret_not_ready",
             WebhookError::Handling(HandleError::Kubernetes(_)) => "kubernetes_error",
+            WebhookError::Handling(HandleError::Timeout(_)) => "timeout",
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum HandleError {
     SecretNotReady(String),
     #[error("the Kubernetes API failed: {0}")]
     Kubernetes(String),
+    /// Not done within the time the sender waits; answered 503 with `Retry-After`.
+    #[error("not handled in time: {0}")]
+    Timeout(String),
 }
 
 impl From<kube::Error> for HandleError {
@@ -61,8 +64,8 @@ impl From<kube::Error> for HandleError {
     }
 }
 
-/// Acts on a verified rotation. Answers only once the work is done, so Tooken's retries give
-/// at-least-once handling.
+/// Acts on a verified rotation. Answers only once the work is done or durably scheduled, and
+/// within the sender's per-attempt timeout, so Tooken's retries give at-least-once handling.
 pub trait RotationHandler: Send + Sync + 'static {
     fn handle(&self, rotation: Rotation) -> BoxFuture<'static, Result<Handled, HandleError>>;
 }

@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
+
+/// What a 503 asks the sender to wait before the next attempt.
+const RETRY_AFTER_SECS: &str = "5";
 
 pub struct WebhookState {
     pub verifier: Verifier,
@@ -53,10 +56,16 @@ where
                 .get_or_create(&ReasonLabels { reason })
                 .inc();
             tracing::warn!(reason, error = %err, "webhook refused");
-            reply(
+            let mut response = reply(
                 err.status(),
                 &serde_json::json!({ "error": reason, "message": err.to_string() }),
-            )
+            );
+            if err.status() == StatusCode::SERVICE_UNAVAILABLE {
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            response
         }
     }
 }
@@ -286,9 +295,21 @@ mod tests {
         let (status, text) = post(&state, &body, b"new").await;
         assert_eq!(status, 503);
         assert!(text.contains("secret_not_ready"), "{text}");
+        let response = warp::test::request()
+            .method("POST")
+            .path("/webhooks/tooken")
+            .header(SIGNATURE_HEADER, sign(b"new", &body))
+            .body(&body)
+            .reply(&routes(state.clone()))
+            .await;
+        assert_eq!(
+            response.headers()["retry-after"],
+            "5",
+            "a 503 says when to retry"
+        );
         // The id was not remembered, so Tooken's retry reaches the handler again.
         assert_eq!(post(&state, &body, b"new").await.0, 503);
-        assert_eq!(recorder.seen.lock().unwrap().len(), 2);
+        assert_eq!(recorder.seen.lock().unwrap().len(), 3);
     }
 
     #[tokio::test]

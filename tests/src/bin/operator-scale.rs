@@ -360,9 +360,12 @@ async fn run(kubeconfig: &std::path::Path, n: usize, idle: Duration) -> bool {
         .filter(|(k, _)| k.starts_with("tooken_operator_kubernetes_requests_total") && is_write(k))
         .fold(0.0, |sum, (_, v)| sum + v);
     let api_calls = total(&idle_work, "tooken_operator_api_requests_total");
+    // The change feed's polls are the documented periodic check, the same at any N.
+    let feed_polls = total(&idle_work, "tooken_operator_change_feed_polls_total");
     println!(
         "  steady state over {} s: {writes:.0} Kubernetes writes (leases aside), {api_calls:.0} \
-         Tooken API calls, operator CPU {:.1} %, RSS {:.1} MiB",
+         Tooken API calls besides {feed_polls:.0} change-feed polls, operator CPU {:.1} %, \
+         RSS {:.1} MiB",
         idle.as_secs(),
         cpu_idle / idle.as_secs_f64() * 100.0,
         rss_mib(operator.pid()).unwrap_or(0.0)
