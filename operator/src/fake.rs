@@ -136,6 +136,8 @@ impl TookenApi for FakeTooken {
             last_used_at: None,
             rotated_at: None,
             rotation: 0,
+            name_prefix: None,
+            labels: Default::default(),
         };
         state.tokens.insert(
             token.id.clone(),

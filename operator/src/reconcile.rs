@@ -294,6 +294,8 @@ pub async fn apply<C: Cluster, A: TookenApi>(
             name: format!("k8s:{namespace}/{}", tt.name_any()),
             scopes: scopes.iter().map(|s| s.to_contract()).collect(),
             expires_at: expiry_at_issue(tt, now),
+            name_prefix: None,
+            labels: Default::default(),
         };
         let issued = api.create_token(&request, &idempotency_key).await?;
         if let (Some(old), Some(old_token)) = (previous, &current)

@@ -6,6 +6,7 @@ mod accounts;
 mod api_keys;
 mod audit;
 mod auth;
+mod confined;
 mod dashboard;
 mod durability;
 mod forward_auth;
