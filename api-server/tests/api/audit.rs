@@ -357,7 +357,12 @@ async fn expiry_is_recorded_once_per_token(app: TestApp) {
     let soon = Timestamp::now() + SignedDuration::from_millis(800);
     let response = app
         .authed(Method::POST, "/v1/tokens", &app.api_key)
-        .json(&json!({"name": "short-lived", "scopes": ["tokens:read"], "expires_at": soon.to_string()}))
+        .json(&json!({
+            "name": "short-lived",
+            "scopes": ["tokens:read"],
+            "expires_at": soon.to_string(),
+            "labels": {"tooken.io/namespace": "dev"},
+        }))
         .send()
         .await
         .unwrap();
@@ -377,6 +382,11 @@ async fn expiry_is_recorded_once_per_token(app: TestApp) {
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["target_id"], id.as_str());
     assert_eq!(expired[0]["actor"]["kind"], "system");
+    // Like every token event, it says what the token served.
+    assert_eq!(
+        expired[0]["data"]["labels"],
+        json!({"tooken.io/namespace": "dev"})
+    );
 }
 
 async fn retention_deletes_old_events_and_records_the_purge(app: TestApp) {
