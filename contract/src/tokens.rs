@@ -34,11 +34,13 @@ pub struct Token {
     pub rotation: i64,
     /// Set on a confined token: it sees and manages only tokens whose name starts with this,
     /// and creates only tokens confined within it. `null`: the token is not confined.
+    // `default` lets clients read answers of servers older than the field; those send it always.
     #[serde(default)]
+    #[schema(required = true)]
     pub name_prefix: Option<String>,
     /// Which namespace and resource the token serves, e.g. `tooken.io/namespace`.
     #[serde(default)]
-    #[schema(schema_with = labels::schema)]
+    #[schema(schema_with = labels::schema, required = true)]
     pub labels: Labels,
 }
 
