@@ -4,8 +4,10 @@
 
 use crate::helpers::{TestApp, expect_error, expect_json};
 use crate::on_both_backends;
+use crate::receiver::Receiver;
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 on_both_backends!(
     a_confined_token_cannot_reach_another_namespace,
@@ -481,6 +483,12 @@ async fn bad_prefixes_labels_and_scope_combinations_are_refused(app: TestApp) {
 }
 
 async fn labels_and_prefix_are_kept_and_audited(app: TestApp) {
+    let receiver = Receiver::start().await;
+    app.webhook(
+        &receiver.url,
+        &["token.created", "token.rotated", "token.revoked"],
+    )
+    .await;
     let created = app.issue(&app.api_key, operator_request("dev", "ci")).await;
     let id = created["id"].as_str().unwrap();
     let labels = json!({
@@ -526,6 +534,19 @@ async fn labels_and_prefix_are_kept_and_audited(app: TestApp) {
         (&labels, &json!("k8s:dev/"))
     );
 
+    // Four events: this token's three, and the plain token's creation.
+    let delivered: Vec<Value> = receiver
+        .wait_accepted(4, Duration::from_secs(20))
+        .await
+        .iter()
+        .map(|delivery| delivery.json())
+        .filter(|body| body["data"]["id"] == id)
+        .collect();
+    assert_eq!(delivered.len(), 3);
+    for body in &delivered {
+        assert_eq!(body["data"]["labels"], labels, "{body}");
+        assert_eq!(body["data"]["name_prefix"], "k8s:dev/", "{body}");
+    }
     for event in ["token.created", "token.rotated", "token.revoked"] {
         let events = app.audit_events(&format!("type={event}&target={id}")).await;
         assert_eq!(events.len(), 1, "{event}");
