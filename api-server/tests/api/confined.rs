@@ -5,6 +5,7 @@
 use crate::helpers::{TestApp, expect_error, expect_json};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
+use crate::route_walk::{Answer, Targets, walk};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -56,6 +57,19 @@ async fn send_as(app: &TestApp, credential: &str, method: Method, path: &str) ->
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `post_as` for a refusal: the error body, with its code checked.
+async fn refused(
+    app: &TestApp,
+    credential: &str,
+    (path, body): (&str, Value),
+    status: u16,
+    code: &str,
+) -> Value {
+    let error = app.post_as(credential, path, body, status).await;
+    assert_eq!(error["error"], code, "{error}");
+    error
 }
 
 /// Every name `credential` lists, walking the pages `limit` at a time.
@@ -159,13 +173,7 @@ async fn a_confined_token_cannot_reach_another_namespace(app: TestApp) {
         json!({"name": "k8s:dev/x", "scopes": ["tokens:read"], "name_prefix": "k8s:"}),
         json!({"name": "k8s:dev/x", "scopes": ["tokens:read"], "name_prefix": "k8s:prod/"}),
     ] {
-        let response = app
-            .authed(Method::POST, "/v1/tokens", &dev)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let error = expect_error(response, 403, "forbidden").await;
+        let error = refused(&app, &dev, ("/v1/tokens", body), 403, "forbidden").await;
         assert!(
             error["message"].as_str().unwrap().contains("`k8s:dev/`"),
             "{error}"
@@ -204,76 +212,44 @@ async fn a_confined_token_reaches_no_route_outside_its_lane(app: TestApp) {
     let (webhook, _) = app
         .webhook("http://127.0.0.1:9/hook", &["token.created"])
         .await;
-    let doc = app.get_json("/v1/openapi.json").await;
-    let mut walked = 0;
-    for (template, item) in doc["paths"].as_object().unwrap() {
-        for (method, _) in item.as_object().unwrap() {
-            let id = if template.starts_with("/v1/webhooks/") {
-                &webhook
-            } else {
-                &prod
-            };
-            let path = template
-                .replace("{id}", id)
-                .replace("{delivery_id}", id)
-                .replace("{slug}", "production");
-            let body = match (method.as_str(), template.as_str()) {
-                ("post", "/v1/tokens") => {
-                    json!({"name": "k8s:prod/evil", "scopes": ["tokens:read"]})
-                }
-                ("post", "/v1/tokens/verify") => json!({"token": prod_secret}),
-                ("post", "/v1/webhooks") => {
-                    json!({"url": "http://127.0.0.1:9/x", "event_types": ["token.created"]})
-                }
-                _ => json!({}),
-            };
-            let request = app.authed(method.to_uppercase().parse().unwrap(), &path, &dev);
-            let request = if template == "/v1/oauth2/introspect" {
-                request
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!("token={prod_secret}"))
-            } else if path.contains("/export") {
-                app.authed(
-                    Method::GET,
-                    &format!("{path}?since=2020-01-01T00:00:00Z&until=2030-01-01T00:00:00Z"),
-                    &dev,
-                )
-            } else {
-                request.json(&body)
-            };
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap();
-            walked += 1;
-            assert!(
-                !text.contains(&prod) && !text.contains("k8s:prod/"),
-                "{method} {template} leaked prod's token: {text}"
+    let targets = Targets {
+        token: &prod,
+        api_key: &prod,
+        webhook: &webhook,
+        member: &prod,
+        secret: &prod_secret,
+    };
+    for Answer {
+        method,
+        template,
+        status,
+        text,
+    } in walk(&app, &dev, &targets, |_| true).await
+    {
+        assert!(
+            !text.contains(&prod) && !text.contains("k8s:prod/"),
+            "{method} {template} leaked prod's token: {text}"
+        );
+        if template.contains("{slug}") {
+            // Forward-auth checks the presented token itself: dev's works, as ever.
+            assert_eq!(status, 200, "{method} {template}: {text}");
+        } else if template.starts_with("/v1/tokens/{id}") {
+            assert_eq!(status, 404, "{method} {template}: {text}");
+        } else if template == "/v1/tokens" && method == "get" {
+            assert_eq!(status, 200, "{text}");
+        } else if template == "/v1/tokens/verify" || template == "/v1/oauth2/introspect" {
+            assert_eq!(status, 200, "{text}");
+            assert!(!text.contains("\"valid\":true") && !text.contains("\"active\":true"));
+        } else if template == "/v1/auth/signup" || template == "/v1/auth/signin" {
+            // They take no credential; the empty body is refused.
+            assert_eq!(status, 422, "{method} {template}: {text}");
+        } else {
+            assert_eq!(
+                status, 403,
+                "{method} {template} answered a confined token: {text}"
             );
-            if template.contains("{slug}") {
-                // Forward-auth checks the presented token itself: dev's works, as ever.
-                assert!(
-                    status == 200 || status == 422,
-                    "{method} {template}: {status}"
-                );
-            } else if template.starts_with("/v1/tokens/{id}") {
-                assert_eq!(status, 404, "{method} {template}: {text}");
-            } else if template == "/v1/tokens" && method == "get" {
-                assert_eq!(status, 200, "{text}");
-            } else if template == "/v1/tokens/verify" || template == "/v1/oauth2/introspect" {
-                assert_eq!(status, 200, "{text}");
-                assert!(!text.contains("\"valid\":true") && !text.contains("\"active\":true"));
-            } else if template == "/v1/auth/signup" || template == "/v1/auth/signin" {
-                // They take no credential; the empty body is refused.
-                assert_eq!(status, 422, "{method} {template}: {text}");
-            } else {
-                assert_eq!(
-                    status, 403,
-                    "{method} {template} answered a confined token: {text}"
-                );
-            }
         }
     }
-    assert!(walked >= 25, "walked only {walked} routes");
     let untouched = app.get_json(&format!("/v1/tokens/{prod}")).await;
     assert_eq!(
         (untouched["status"].clone(), untouched["rotation"].clone()),
@@ -314,12 +290,8 @@ async fn a_confined_token_manages_its_own_prefix(app: TestApp) {
     let (loose, _) = app.token("k8s:dev/loose", json!(["tokens:read"])).await;
     let (status, got) = send_as(&app, &dev, Method::GET, &format!("/v1/tokens/{loose}")).await;
     assert_eq!((status, &got["name_prefix"]), (200, &Value::Null));
-    let response = app
-        .authed(Method::POST, &format!("/v1/tokens/{loose}/rotate"), &dev)
-        .send()
-        .await
-        .unwrap();
-    let error = expect_error(response, 403, "forbidden").await;
+    let rotate = (&format!("/v1/tokens/{loose}/rotate")[..], json!({}));
+    let error = refused(&app, &dev, rotate, 403, "forbidden").await;
     assert!(
         error["message"]
             .as_str()
@@ -339,12 +311,8 @@ async fn a_confined_token_manages_its_own_prefix(app: TestApp) {
         )
         .await;
     let wide = wide["id"].as_str().unwrap();
-    let response = app
-        .authed(Method::POST, &format!("/v1/tokens/{wide}/rotate"), &dev)
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, 403, "forbidden").await;
+    let rotate = (&format!("/v1/tokens/{wide}/rotate")[..], json!({}));
+    refused(&app, &dev, rotate, 403, "forbidden").await;
     // Revoking it takes nothing out of the lane.
     app.post_as(
         &dev,
@@ -375,13 +343,8 @@ async fn a_confined_caller_only_creates_narrower_tokens(app: TestApp) {
         .await;
     assert_eq!(equal["name_prefix"], "k8s:dev/");
     // Scopes it does not hold, and workspace-wide ones, stay out of reach.
-    let response = app
-        .authed(Method::POST, "/v1/tokens", &dev)
-        .json(&json!({"name": "k8s:dev/audit", "scopes": ["audit:read"]}))
-        .send()
-        .await
-        .unwrap();
-    let error = expect_error(response, 403, "forbidden").await;
+    let audit = json!({"name": "k8s:dev/audit", "scopes": ["audit:read"]});
+    let error = refused(&app, &dev, ("/v1/tokens", audit), 403, "forbidden").await;
     assert!(
         error["message"].as_str().unwrap().contains("audit:read"),
         "{error}"
@@ -460,13 +423,8 @@ async fn bad_prefixes_labels_and_scope_combinations_are_refused(app: TestApp) {
         ),
     ];
     for (body, field, message) in cases {
-        let response = app
-            .authed(Method::POST, "/v1/tokens", &app.api_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let error = expect_error(response, 422, "validation_failed").await;
+        let request = ("/v1/tokens", body.clone());
+        let error = refused(&app, &app.api_key, request, 422, "validation_failed").await;
         assert_eq!(error["field"], field, "{body}: {error}");
         assert!(
             error["message"].as_str().unwrap().contains(message),
@@ -553,17 +511,7 @@ async fn labels_and_prefix_are_kept_and_audited(app: TestApp) {
         assert_eq!(events[0]["data"]["labels"], labels, "{event}");
         assert_eq!(events[0]["data"]["name_prefix"], "k8s:dev/", "{event}");
     }
-    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
-    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
-    let response = app
-        .authed(
-            Method::GET,
-            &format!("/v1/audit-logs/export?since={since}&until={until}"),
-            &app.api_key,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = app.export_recent_audit().await;
     let csv = response.text().await.unwrap();
     let created_row = csv
         .lines()

@@ -19,6 +19,7 @@ mod ops;
 mod permissions;
 mod receiver;
 mod requests;
+mod route_walk;
 mod tokens;
 mod tools;
 mod webhook_targets;
