@@ -27,13 +27,13 @@ pub fn key_problem(key: &str) -> Option<String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if prefix.len() > MAX_KEY_PREFIX_LEN || !is_dns_subdomain(prefix) {
-            return Some(format!(
-                "the prefix of label key `{key}` must be a lowercase DNS name of at most \
-                 {MAX_KEY_PREFIX_LEN} characters, such as tooken.io"
-            ));
-        }
+    if let Some(prefix) = prefix
+        && (prefix.len() > MAX_KEY_PREFIX_LEN || !is_dns_subdomain(prefix))
+    {
+        return Some(format!(
+            "the prefix of label key `{key}` must be a lowercase DNS name of at most \
+             {MAX_KEY_PREFIX_LEN} characters, such as tooken.io"
+        ));
     }
     if !is_key_name(name) {
         return Some(format!(
