@@ -70,13 +70,16 @@ pub fn prefix_for_new_token(
     }
 }
 
-/// Whether a caller confined to `caller` may hand out a working secret (by rotating) of a
-/// token confined to `target`: only when that token reaches no further than the caller.
-pub fn may_hand_out(caller: Option<&str>, target: Option<&str>) -> bool {
+/// A caller confined to `caller` may hand out a working secret (by rotating) of a token
+/// confined to `target` only when that token reaches no further than the caller.
+pub fn check_hand_out(caller: Option<&str>, target: Option<&str>) -> Result<(), ApiError> {
     match (caller, target) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(caller), Some(target)) => target.starts_with(caller),
+        (None, _) => Ok(()),
+        (Some(caller), Some(target)) if target.starts_with(caller) => Ok(()),
+        (Some(caller), _) => Err(outside(
+            caller,
+            "it cannot rotate a token that is not confined within that prefix",
+        )),
     }
 }
 
@@ -154,10 +157,13 @@ mod tests {
 
     #[test]
     fn rotation_hands_out_no_more_reach() {
-        assert!(may_hand_out(None, None));
-        assert!(may_hand_out(Some("k8s:dev/"), Some("k8s:dev/")));
-        assert!(may_hand_out(Some("k8s:dev/"), Some("k8s:dev/api/")));
-        assert!(!may_hand_out(Some("k8s:dev/"), None));
-        assert!(!may_hand_out(Some("k8s:dev/"), Some("k8s:")));
+        assert!(check_hand_out(None, None).is_ok());
+        assert!(check_hand_out(Some("k8s:dev/"), Some("k8s:dev/")).is_ok());
+        assert!(check_hand_out(Some("k8s:dev/"), Some("k8s:dev/api/")).is_ok());
+        for broader in [None, Some("k8s:")] {
+            let err = check_hand_out(Some("k8s:dev/"), broader).unwrap_err();
+            assert!(matches!(err, ApiError::Forbidden(_)));
+            assert!(message(err).contains("not confined within"));
+        }
     }
 }

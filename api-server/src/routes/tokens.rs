@@ -355,14 +355,7 @@ pub async fn rotate_token(
     let token = visible_token(&mut tx, &principal, &id).await?;
     // Rotating hands out a working secret, so it is bound by the same rules as creating.
     require_grantable(&principal, &token.scopes, "rotate")?;
-    if let Some(caller) = principal.name_prefix()
-        && !confinement::may_hand_out(Some(caller), token.name_prefix.as_deref())
-    {
-        return Err(confinement::outside(
-            caller,
-            "it cannot rotate a token that is not confined within that prefix",
-        ));
-    }
+    confinement::check_hand_out(principal.name_prefix(), token.name_prefix.as_deref())?;
     match token.status(now) {
         tooken_contract::tokens::TokenStatus::Revoked => {
             return Err(ApiError::conflict(
