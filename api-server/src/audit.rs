@@ -139,20 +139,11 @@ mod tests {
     #[test]
     fn token_events_name_what_the_token_serves() {
         let token = TokenRow {
-            id: "t".into(),
-            workspace_id: "w".into(),
             name: "k8s:dev/ci".into(),
             scopes: vec![tooken_contract::Scope::TokensRead],
-            prefix: "tok_live_abcd".into(),
-            created_at: now(),
-            expires_at: None,
-            revoked_at: None,
-            rotated_at: None,
-            rotation: 0,
-            last_used_at: None,
-            created_by: "api_key:k".into(),
             name_prefix: Some("k8s:dev/".into()),
             labels: [("tooken.io/namespace".to_owned(), "dev".to_owned())].into(),
+            ..TokenRow::default()
         };
         assert_eq!(
             token_data(&token, json!({"rotation": 1})),

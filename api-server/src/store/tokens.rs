@@ -9,7 +9,7 @@ use tooken_contract::Scope;
 use tooken_contract::labels::Labels;
 use tooken_contract::tokens::{Token, TokenStatus};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenRow {
     pub id: String,
     pub workspace_id: String,
