@@ -172,6 +172,8 @@ async fn seed_tokens(store: &Store, workspace_id: &str, count: usize) -> Vec<(St
                 rotation: 0,
                 last_used_at: None,
                 created_by: "bench".into(),
+                name_prefix: None,
+                labels: Default::default(),
             };
             tokens::insert(&mut tx, &row, &hash_secret(&secret))
                 .await

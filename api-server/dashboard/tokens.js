@@ -51,7 +51,8 @@ function tokenRow(ctx, token) {
         onclick: () => revoke(ctx, token) }, 'Revoke'))
     : '';
   return [
-    h('span', null, h('span', { class: 'name' }, token.name), h('code', { class: 'prefix' }, `${token.prefix}…`)),
+    h('span', null, h('span', { class: 'name' }, token.name), h('code', { class: 'prefix' }, `${token.prefix}…`),
+      confinement(token), tokenLabels(token)),
     badge(token.status),
     h('ul', { class: 'scopes' }, token.scopes.map((scope) => h('li', null, h('code', null, scope)))),
     timeEl(h, token.expires_at, ctx.timeZone, 'Never'),
@@ -59,6 +60,22 @@ function tokenRow(ctx, token) {
     timeEl(h, token.created_at, ctx.timeZone),
     actions,
   ];
+}
+
+// A confined token sees and manages only the tokens whose name starts with its prefix.
+function confinement(token) {
+  return token.name_prefix
+    ? h('span', { class: 'confined' }, 'Confined to ', h('code', null, `${token.name_prefix}…`))
+    : null;
+}
+
+// Labels name what the token serves, e.g. the Kubernetes namespace and resource.
+function tokenLabels(token) {
+  const entries = Object.entries(token.labels ?? {});
+  return entries.length
+    ? h('ul', { class: 'labels', 'aria-label': `Labels of ${token.name}` },
+      entries.map(([key, value]) => h('li', null, h('code', null, `${key}=${value}`))))
+    : null;
 }
 
 function defaultExpiryText(ctx) {

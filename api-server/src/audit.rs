@@ -3,8 +3,9 @@
 //! outbox, so a webhook is sent exactly for the changes that happened.
 
 use crate::auth::Principal;
+use crate::store::tokens::TokenRow;
 use crate::store::{StoreError, WriteTx, audit, new_id, now};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tooken_contract::audit::{Actor, ActorKind, AuditEvent};
 
 /// Event types, as seed 003 lists them (plus `workspace.created`, `member.joined`, `audit.purged`).
@@ -102,6 +103,21 @@ async fn write(
     crate::outbox::enqueue(tx, workspace_id, &event).await
 }
 
+/// What every token event records about its token, so that the log (and each webhook) shows
+/// which namespace and resource a token serves; `extra` adds the event's own details.
+pub fn token_data(token: &TokenRow, extra: Value) -> Value {
+    let mut data = json!({
+        "name": token.name,
+        "scopes": token.scopes,
+        "name_prefix": token.name_prefix,
+        "labels": token.labels,
+    });
+    if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
+    }
+    data
+}
+
 /// `{"field": {"from": …, "to": …}}` for the fields that differ between two JSON objects.
 pub fn diff(before: &Value, after: &Value) -> Value {
     let mut changes = serde_json::Map::new();
@@ -119,7 +135,27 @@ pub fn diff(before: &Value, after: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    #[test]
+    fn token_events_name_what_the_token_serves() {
+        let token = TokenRow {
+            name: "k8s:dev/ci".into(),
+            scopes: vec![tooken_contract::Scope::TokensRead],
+            name_prefix: Some("k8s:dev/".into()),
+            labels: [("tooken.io/namespace".to_owned(), "dev".to_owned())].into(),
+            ..TokenRow::default()
+        };
+        assert_eq!(
+            token_data(&token, json!({"rotation": 1})),
+            json!({
+                "name": "k8s:dev/ci",
+                "scopes": ["tokens:read"],
+                "name_prefix": "k8s:dev/",
+                "labels": {"tooken.io/namespace": "dev"},
+                "rotation": 1,
+            })
+        );
+    }
 
     #[test]
     fn diff_lists_only_changed_fields() {

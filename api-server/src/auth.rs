@@ -1,5 +1,6 @@
 //! Who is calling: turning `Authorization: Bearer …` into a principal, and what it may do.
 
+use crate::confinement;
 use crate::error::ApiError;
 use crate::store::credentials::{self, Credential};
 use crate::store::{Store, StoreError, members, now, sessions};
@@ -31,10 +32,11 @@ pub enum PrincipalKind {
         member_id: String,
         role: Role,
     },
-    /// Limited to its scopes.
+    /// Limited to its scopes, and when confined, to tokens whose name starts with its prefix.
     Token {
         token_id: String,
         scopes: Vec<Scope>,
+        name_prefix: Option<String>,
     },
 }
 
@@ -102,14 +104,38 @@ impl Principal {
         }
     }
 
-    /// Whether the principal may act with `scope`.
+    /// The prefix a confined token is limited to; `None` for everyone else.
+    pub fn name_prefix(&self) -> Option<&str> {
+        match &self.kind {
+            PrincipalKind::Token { name_prefix, .. } => name_prefix.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the principal may see and manage the token called `name`.
+    pub fn sees_token(&self, name: &str) -> bool {
+        confinement::within(self.name_prefix(), name)
+    }
+
+    /// Whether a check of a presented secret (verify, introspection) may name `token`: one of
+    /// the principal's workspace, inside its view; any other is answered as unknown.
+    pub fn may_inspect(&self, token: &credentials::TokenCredential) -> bool {
+        token.workspace_id == self.workspace_id && self.sees_token(&token.name)
+    }
+
+    /// Whether the principal may act with `scope`. A confined token never reaches past its
+    /// prefix, whatever it holds.
     pub fn permits(&self, scope: Scope) -> bool {
         match &self.kind {
             PrincipalKind::TeamKey { .. } => true,
             PrincipalKind::PersonalKey { role, .. } | PrincipalKind::Session { role, .. } => {
                 role_permits(*role, scope)
             }
-            PrincipalKind::Token { scopes, .. } => scopes.contains(&scope),
+            PrincipalKind::Token {
+                scopes,
+                name_prefix,
+                ..
+            } => scopes.contains(&scope) && !(name_prefix.is_some() && scope.is_workspace_wide()),
         }
     }
 
@@ -117,10 +143,29 @@ impl Principal {
         if self.permits(scope) {
             return Ok(());
         }
+        if let Some(prefix) = self.name_prefix()
+            && scope.is_workspace_wide()
+        {
+            return Err(confinement::outside(
+                prefix,
+                &format!("`{scope}` reaches the whole workspace"),
+            ));
+        }
         Err(ApiError::Forbidden(match self.role() {
             Some(role) => format!("the {} role does not allow `{scope}`", role.as_str()),
             None => format!("this token lacks the `{scope}` scope"),
         }))
+    }
+
+    /// For what belongs to the whole workspace rather than to tokens (its settings).
+    pub fn require_unconfined(&self, what: &str) -> Result<(), ApiError> {
+        match self.name_prefix() {
+            Some(prefix) => Err(confinement::outside(
+                prefix,
+                &format!("{what} belong to the whole workspace"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// API keys and settings are managed by people and team keys, never by tokens.
@@ -321,6 +366,7 @@ pub async fn authenticate(
                     kind: PrincipalKind::Token {
                         token_id: token.token_id,
                         scopes: token.scopes,
+                        name_prefix: token.name_prefix,
                     },
                     label: Some(token.name),
                     request_id: facts.request_id,
@@ -496,6 +542,7 @@ mod tests {
             kind: PrincipalKind::Token {
                 token_id: "t".into(),
                 scopes: vec![Scope::TokensRead],
+                name_prefix: None,
             },
             label: None,
             request_id: None,
@@ -504,6 +551,35 @@ mod tests {
         let err = principal.require(Scope::TokensWrite).unwrap_err();
         assert_eq!(err.to_string(), "this token lacks the `tokens:write` scope");
         assert!(principal.require_api_key().is_err());
+        assert!(principal.require_unconfined("settings").is_ok());
+        assert!(principal.sees_token("anything"));
+    }
+
+    #[test]
+    fn a_confined_token_stays_in_its_lane_whatever_it_holds() {
+        let principal = Principal {
+            workspace_id: "w".into(),
+            kind: PrincipalKind::Token {
+                token_id: "t".into(),
+                // Creation refuses these together with a prefix; the check holds regardless.
+                scopes: vec![Scope::TokensRead, Scope::AuditRead, Scope::WebhooksWrite],
+                name_prefix: Some("k8s:dev/".into()),
+            },
+            label: None,
+            request_id: None,
+        };
+        assert!(principal.require(Scope::TokensRead).is_ok());
+        for scope in [Scope::AuditRead, Scope::WebhooksRead, Scope::WebhooksWrite] {
+            assert!(!principal.permits(scope));
+            let err = principal.require(scope).unwrap_err().to_string();
+            assert!(
+                err.contains("k8s:dev/") && err.contains(scope.as_str()),
+                "{err}"
+            );
+        }
+        assert!(principal.require_unconfined("settings").is_err());
+        assert!(principal.sees_token("k8s:dev/api"));
+        assert!(!principal.sees_token("k8s:prod/api"));
     }
 
     #[test]
@@ -516,6 +592,7 @@ mod tests {
             workspace_slug: "s".into(),
             name: "n".into(),
             scopes: vec![],
+            name_prefix: None,
             expires_at: None,
             revoked_at: None,
             issued_at: now,

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
+pub mod confinement;
 pub mod csv;
 pub mod dashboard;
 pub mod delivery;

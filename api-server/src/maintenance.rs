@@ -81,7 +81,7 @@ async fn record_expired_tokens(state: &AppState) -> Result<u64, StoreError> {
                         event: events::TOKEN_EXPIRED,
                         target_type: "token",
                         target_id: &token.id,
-                        data: json!({"name": token.name, "scopes": token.scopes, "expires_at": token.expires_at}),
+                        data: audit::token_data(token, json!({"expires_at": token.expires_at})),
                     },
                 )
                 .await?;

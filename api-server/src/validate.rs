@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use tooken_contract::Scope;
+use tooken_contract::labels::{self, Labels, MAX_LABELS};
 
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -27,6 +28,39 @@ pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A token's `name_prefix`: like a name, but never trimmed, because every character of a
+/// prefix decides what it confines; surrounding whitespace is refused instead.
+pub fn name_prefix(value: &str) -> Result<String, ApiError> {
+    const FIELD: &str = "name_prefix";
+    if value.trim() != value {
+        return Err(ApiError::validation(
+            FIELD,
+            "name_prefix must not start or end with whitespace",
+        ));
+    }
+    name(FIELD, value)
+}
+
+/// A token's labels: at most 16, Kubernetes label keys, bounded values.
+pub fn labels(labels: &Labels) -> Result<(), ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::validation(
+            "labels",
+            format!(
+                "at most {MAX_LABELS} labels are allowed, not {}",
+                labels.len()
+            ),
+        ));
+    }
+    let problem = labels.iter().find_map(|(key, value)| {
+        labels::key_problem(key).or_else(|| labels::value_problem(key, value))
+    });
+    match problem {
+        Some(problem) => Err(ApiError::validation("labels", problem)),
+        None => Ok(()),
+    }
 }
 
 /// At least one scope; duplicates collapse; order is canonical.
@@ -89,6 +123,43 @@ mod tests {
         assert!(name("name", "   ").is_err());
         assert!(name("name", &"x".repeat(MAX_NAME_LEN + 1)).is_err());
         assert!(name("name", "a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn name_prefixes_are_names_that_are_never_trimmed() {
+        assert_eq!(name_prefix("k8s:dev/").unwrap(), "k8s:dev/");
+        for bad in [
+            "",
+            " k8s:dev/",
+            "k8s:dev/ ",
+            "a\u{0}b",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            match name_prefix(bad) {
+                Err(ApiError::Validation { field, .. }) => assert_eq!(field, "name_prefix"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn labels_are_counted_and_checked() {
+        let mut ok = Labels::new();
+        ok.insert("tooken.io/namespace".into(), "dev".into());
+        assert!(labels(&ok).is_ok());
+        let many: Labels = (0..=MAX_LABELS)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
+        let err = labels(&many).unwrap_err().to_string();
+        assert!(err.contains("at most 16"), "{err}");
+        let mut bad_key = ok.clone();
+        bad_key.insert("not a key".into(), "v".into());
+        let err = labels(&bad_key).unwrap_err().to_string();
+        assert!(err.contains("`not a key`"), "{err}");
+        let mut bad_value = ok;
+        bad_value.insert("team".into(), "x".repeat(254));
+        let err = labels(&bad_value).unwrap_err().to_string();
+        assert!(err.contains("`team`") && err.contains("253"), "{err}");
     }
 
     #[test]

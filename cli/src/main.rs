@@ -275,6 +275,8 @@ async fn tokens(client: &Client, format: Format, command: TokensCommand) -> Resu
                 name,
                 scopes,
                 expires_at,
+                name_prefix: None,
+                labels: Default::default(),
             };
             let issued = client.create_token(&request, None).await?;
             let secret = issued.secret.clone().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod client;
 pub mod credential;
 pub mod downstream;
 pub mod error;
+pub mod labels;
 pub mod members;
 pub mod page;
 pub mod scope;

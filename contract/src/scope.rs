@@ -57,6 +57,15 @@ impl Scope {
         }
     }
 
+    /// Whether the scope reaches past tokens to the whole workspace (its audit log, its
+    /// webhooks). A token confined to a name prefix may not hold one: no prefix narrows it.
+    pub fn is_workspace_wide(self) -> bool {
+        matches!(
+            self,
+            Scope::AuditRead | Scope::WebhooksRead | Scope::WebhooksWrite
+        )
+    }
+
     /// What the scope allows, worded as in the product docs.
     pub fn description(self) -> &'static str {
         match self {
@@ -103,6 +112,24 @@ mod tests {
             assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), scope);
             assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
         }
+    }
+
+    #[test]
+    fn only_the_token_scopes_stay_within_a_prefix() {
+        let narrow: Vec<&str> = Scope::ALL
+            .into_iter()
+            .filter(|scope| !scope.is_workspace_wide())
+            .map(Scope::as_str)
+            .collect();
+        assert_eq!(
+            narrow,
+            [
+                "tokens:read",
+                "tokens:write",
+                "tokens:revoke",
+                "tokens:rotate"
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Requests and responses of the `/v1/tokens` routes.
 
+use crate::labels::{self, Labels};
 use crate::scope::Scope;
 use crate::serde_helpers::{double_option, rfc3339};
 use jiff::Timestamp;
@@ -31,6 +32,16 @@ pub struct Token {
     pub rotated_at: Option<Timestamp>,
     /// How many times the secret has been rotated; names the secret generation a copy holds.
     pub rotation: i64,
+    /// Set on a confined token: it sees and manages only tokens whose name starts with this,
+    /// and creates only tokens confined within it. `null`: the token is not confined.
+    // `default` lets clients read answers of servers older than the field; those send it always.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub name_prefix: Option<String>,
+    /// Which namespace and resource the token serves, e.g. `tooken.io/namespace`.
+    #[serde(default)]
+    #[schema(schema_with = labels::schema, required = true)]
+    pub labels: Labels,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,6 +66,20 @@ pub struct CreateTokenRequest {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<Timestamp>>,
+    /// Confines the token to names starting with this (1-128 characters, no control
+    /// characters, no surrounding whitespace): `name` must start with it, and only
+    /// `tokens:*` scopes may be asked for. A confined caller may only narrow its own prefix;
+    /// absent or `null`, its token gets the caller's prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
+    pub name_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    #[schema(schema_with = labels::schema)]
+    pub labels: Labels,
 }
 
 /// A token together with its secret. The secret is shown here once and never again.
@@ -134,7 +159,8 @@ pub enum VerifyReason {
     Valid,
     /// Not a well-formed `tok_live_` value (bad prefix, length, alphabet or checksum).
     Malformed,
-    /// No token of this workspace has this secret.
+    /// No token of this workspace has this secret (or, for a confined caller, none inside
+    /// its prefix).
     NotFound,
     Expired,
     Revoked,
@@ -171,6 +197,9 @@ pub struct VerifyTokenResponse {
     pub scopes: Option<Vec<Scope>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    /// Present when the token is confined to names starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_prefix: Option<String>,
     /// For a secret in its grace period after a rotation: when it stops working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_expires_at: Option<Timestamp>,
@@ -186,6 +215,7 @@ impl VerifyTokenResponse {
             name: None,
             scopes: None,
             expires_at: None,
+            name_prefix: None,
             secret_expires_at: None,
         }
     }

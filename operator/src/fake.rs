@@ -191,6 +191,8 @@ impl TookenApi for FakeTooken {
             last_used_at: None,
             rotated_at: None,
             rotation: 0,
+            name_prefix: request.name_prefix.clone(),
+            labels: request.labels.clone(),
         };
         state.tokens.insert(
             token.id.clone(),

@@ -368,6 +368,8 @@ async fn ensure_token<C: Cluster, A: TookenApi>(
         name: requests::token_name(tt),
         scopes: scopes.iter().map(|s| s.to_contract()).collect(),
         expires_at: issue_expiry(tt, cluster, status, &key, now).await?,
+        name_prefix: Some(requests::name_prefix(tt)),
+        labels: requests::labels(tt),
     };
     let issued = issue(tt, api, status, &key, &request).await?;
     if let (Some(old), Some(old_token)) = (previous, &current)

@@ -111,6 +111,15 @@ async fn issues_a_token_and_writes_an_owned_labelled_secret() {
     assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, "uid-1");
     assert_eq!(secret.metadata.annotations.unwrap()[ROTATION_KEY], "0");
     assert_eq!(cluster.state.lock().unwrap().events, ["Issued"]);
+    let issued = api.state.lock().unwrap().tokens.values().next().unwrap().token.clone();
+    assert_eq!(
+        issued.name_prefix.as_deref(),
+        Some("k8s:apps/"),
+        "confined to its namespace"
+    );
+    assert_eq!(issued.labels["tooken.io/namespace"], "apps");
+    assert_eq!(issued.labels["tooken.io/tookentoken"], tt.metadata.name.clone().unwrap());
+    assert_eq!(issued.labels["tooken.io/uid"], "uid-1");
     assert_eq!(
         wait,
         crate::reconcile::MAX_REQUEUE,
@@ -569,6 +578,8 @@ async fn a_refused_create_key_adopts_the_token_it_made() {
         name: crate::requests::token_name(&tt),
         scopes: vec![tooken_contract::Scope::TokensRead],
         expires_at: Some(Some(Timestamp::now() + SignedDuration::from_hours(48))),
+        name_prefix: None,
+        labels: Default::default(),
     };
     use crate::tooken_api::TookenApi;
     let made = api.create_token(&older, &key).await.unwrap().token.id;

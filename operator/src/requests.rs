@@ -41,6 +41,25 @@ pub fn token_name(tt: &TookenToken) -> String {
     )
 }
 
+/// What every token the operator issues is confined to: the names of its own namespace, so
+/// whoever can read its Secret can never see or manage another namespace's tokens.
+pub fn name_prefix(tt: &TookenToken) -> String {
+    format!("k8s:{}/", tt.namespace().unwrap_or_default())
+}
+
+/// The labels that say which namespace and resource a token serves, in the audit log and the
+/// dashboard.
+pub fn labels(tt: &TookenToken) -> tooken_contract::labels::Labels {
+    [
+        ("tooken.io/namespace", tt.namespace().unwrap_or_default()),
+        ("tooken.io/tookentoken", tt.name_any()),
+        ("tooken.io/uid", tt.uid().unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// The key of the create that issues the token for these scopes, replacing `previous`.
 /// Unchanged from earlier operator versions, so their stored responses still replay.
 pub fn issue_key(tt: &TookenToken, scopes_debug: &str, previous: Option<&str>) -> String {
@@ -196,6 +215,8 @@ mod tests {
             last_used_at: None,
             rotated_at: None,
             rotation,
+            name_prefix: Some("k8s:apps/".into()),
+            labels: Default::default(),
         }
     }
 

@@ -101,7 +101,7 @@ fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<IntrospectionRe
     request_body(content = IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "RFC 7662 §2.2. An inactive, revoked, expired or rotated-out token, \
-            or one of another workspace, is exactly `{\"active\": false}`.", body = IntrospectionResponse),
+            or one of another workspace or outside a confined caller's prefix, is exactly `{\"active\": false}`.", body = IntrospectionResponse),
         (status = 400, description = "`invalid_request`: not a form body, `token` missing, or a parameter repeated", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ),
@@ -118,7 +118,7 @@ pub async fn introspect(
     let inspection = inspect(
         &state,
         &request.token,
-        |token| token.workspace_id == principal.workspace_id,
+        |token| principal.may_inspect(token),
         &[],
     )
     .await?;

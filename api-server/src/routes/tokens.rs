@@ -5,16 +5,18 @@ use super::{caller, json_response, parse_json, parse_json_or_default, raw_body, 
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
+use crate::confinement;
 use crate::error::ApiError;
 use crate::metrics::VerifyLabels;
 use crate::pagination::{Cursor, page};
 use crate::store::credentials::{Credential, TokenCredential};
-use crate::store::tokens::{self as token_store, Rotation, TokenRow};
+use crate::store::tokens::{self as token_store, ListFilter, Rotation, TokenRow};
 use crate::store::{StoreError, new_id, now, workspaces};
 use crate::validate;
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use sqlx::AnyConnection;
 use tooken_contract::tokens::{
     CreateTokenRequest, IssuedToken, ListTokensParams, RotateTokenRequest, RotatedToken, Token,
     TokenList, VerifyReason, VerifyTokenRequest, VerifyTokenResponse,
@@ -118,6 +120,36 @@ fn require_grantable(
     }
 }
 
+/// Token `id` of the caller's workspace, if the caller may see it: a token outside a confined
+/// caller's prefix is answered exactly like a missing one, so its existence never leaks.
+async fn visible_token(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    id: &str,
+) -> Result<TokenRow, ApiError> {
+    token_store::get(conn, &principal.workspace_id, id)
+        .await?
+        .filter(|token| principal.sees_token(&token.name))
+        .ok_or(ApiError::NotFound("token"))
+}
+
+/// The confinement a new token gets: within the caller's prefix when the caller is confined,
+/// and checked against the token's own name and scopes.
+fn new_token_prefix(
+    principal: &Principal,
+    name: &str,
+    scopes: &[Scope],
+    requested: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let requested = requested.map(validate::name_prefix).transpose()?;
+    let prefix = confinement::prefix_for_new_token(principal.name_prefix(), name, requested)?;
+    if let Some(prefix) = &prefix {
+        confinement::check_name(prefix, name)?;
+        confinement::check_scopes(scopes)?;
+    }
+    Ok(prefix)
+}
+
 /// `expires_at` must lie in the future.
 fn future_expiry(at: Option<Timestamp>, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
     match at {
@@ -150,7 +182,9 @@ pub async fn create_token(
     let request: CreateTokenRequest = parse_json(&body)?;
     let name = validate::name("name", &request.name)?;
     let scopes = validate::scopes(&request.scopes)?;
+    validate::labels(&request.labels)?;
     require_grantable(&principal, &scopes, "create")?;
+    let name_prefix = new_token_prefix(&principal, &name, &scopes, request.name_prefix.as_deref())?;
     let now = now();
     let explicit_expiry = match request.expires_at {
         Some(at) => Some(future_expiry(at, now)?),
@@ -186,6 +220,8 @@ pub async fn create_token(
         rotation: 0,
         last_used_at: None,
         created_by: principal.actor(),
+        name_prefix,
+        labels: request.labels,
     };
     token_store::insert(&mut tx, &row, &hash_secret(&secret)).await?;
     audit::record(
@@ -195,7 +231,7 @@ pub async fn create_token(
             event: events::TOKEN_CREATED,
             target_type: "token",
             target_id: &row.id,
-            data: json!({"name": row.name, "scopes": row.scopes, "expires_at": row.expires_at}),
+            data: audit::token_data(&row, json!({"expires_at": row.expires_at})),
         },
     )
     .await?;
@@ -233,10 +269,14 @@ pub async fn list_tokens(
         .acquire()
         .await
         .map_err(StoreError::from)?;
+    let filter = ListFilter {
+        status: params.status,
+        name_prefix: principal.name_prefix(),
+    };
     let mut rows = token_store::list(
         &mut conn,
         &principal.workspace_id,
-        params.status,
+        &filter,
         now,
         after.as_ref().map(Cursor::id),
         limit + 1,
@@ -268,9 +308,7 @@ pub async fn get_token(
         .acquire()
         .await
         .map_err(StoreError::from)?;
-    let row = token_store::get(&mut conn, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("token"))?;
+    let row = visible_token(&mut conn, &principal, &id).await?;
     Ok(json_response(StatusCode::OK, &row.to_api(now())))
 }
 
@@ -314,11 +352,10 @@ pub async fn rotate_token(
     if let Some(replay) = idempotency.replay(&mut tx, &principal).await? {
         return Ok(replay);
     }
-    let token = token_store::get(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("token"))?;
-    // Rotating hands out a working secret, so it is bound by the same rule as creating.
+    let token = visible_token(&mut tx, &principal, &id).await?;
+    // Rotating hands out a working secret, so it is bound by the same rules as creating.
     require_grantable(&principal, &token.scopes, "rotate")?;
+    confinement::check_hand_out(principal.name_prefix(), token.name_prefix.as_deref())?;
     match token.status(now) {
         tooken_contract::tokens::TokenStatus::Revoked => {
             return Err(ApiError::conflict(
@@ -376,13 +413,14 @@ pub async fn rotate_token(
             event: events::TOKEN_ROTATED,
             target_type: "token",
             target_id: &id,
-            data: json!({
-                "name": updated.name,
-                "scopes": updated.scopes,
-                "rotation": updated.rotation,
-                "previous_secret_expires_at": grace_end,
-                "expires_at": updated.expires_at,
-            }),
+            data: audit::token_data(
+                &updated,
+                json!({
+                    "rotation": updated.rotation,
+                    "previous_secret_expires_at": grace_end,
+                    "expires_at": updated.expires_at,
+                }),
+            ),
         },
     )
     .await?;
@@ -425,11 +463,10 @@ pub async fn revoke_token(
     if let Some(replay) = idempotency.replay(&mut tx, &principal).await? {
         return Ok(replay);
     }
+    // A token the caller cannot see is answered 404 before anything changes.
+    visible_token(&mut tx, &principal, &id).await?;
     let newly_revoked = token_store::revoke(&mut tx, &principal.workspace_id, &id, now).await?;
-    let token = token_store::get(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("token"))?
-        .to_api(now);
+    let row = visible_token(&mut tx, &principal, &id).await?;
     if newly_revoked {
         audit::record(
             &mut tx,
@@ -438,11 +475,12 @@ pub async fn revoke_token(
                 event: events::TOKEN_REVOKED,
                 target_type: "token",
                 target_id: &id,
-                data: json!({"name": token.name, "scopes": token.scopes}),
+                data: audit::token_data(&row, json!({})),
             },
         )
         .await?;
     }
+    let token = row.to_api(now);
     idempotency
         .remember(&mut tx, &principal, StatusCode::OK, &token)
         .await?;
@@ -472,7 +510,7 @@ pub async fn verify_token(
     let inspection = inspect(
         &state,
         &request.token,
-        |token| token.workspace_id == principal.workspace_id,
+        |token| principal.may_inspect(token),
         &request.scopes,
     )
     .await?;
@@ -484,6 +522,7 @@ pub async fn verify_token(
             name: Some(token.name),
             scopes: Some(token.scopes),
             expires_at: token.expires_at,
+            name_prefix: token.name_prefix,
             secret_expires_at: token.secret_valid_until,
         },
         None => VerifyTokenResponse::invalid(inspection.reason),

@@ -134,10 +134,14 @@ pub async fn create_workspace(
 
 #[utoipa::path(
     get, path = "/v1/workspace", tag = "workspaces",
-    responses((status = 200, body = tooken_contract::workspaces::Workspace), (status = 401, body = ErrorBody)),
+    responses(
+        (status = 200, body = tooken_contract::workspaces::Workspace), (status = 401, body = ErrorBody),
+        (status = 403, description = "A confined token: the settings belong to the whole workspace", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_workspace(state: AppState, principal: Principal) -> Result<Response, ApiError> {
+    principal.require_unconfined("workspace settings")?;
     let mut conn = state
         .store
         .pool()

@@ -17,6 +17,8 @@ pub struct TokenCredential {
     pub workspace_slug: String,
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// Confines the token to names starting with this; part of the cached principal.
+    pub name_prefix: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     /// When this secret was issued: the token's creation, or the rotation that made it.
@@ -53,12 +55,12 @@ pub async fn find(
     let row = sqlx::query(
         "SELECT 'token' AS source, s.secret_hash, t.id, t.workspace_id, w.slug, t.name, t.scopes, \
          t.expires_at, t.revoked_at, s.valid_until, s.created_at AS issued_at, NULL AS kind, NULL AS member_id, NULL AS role, \
-         NULL AS member_email \
+         NULL AS member_email, t.name_prefix \
          FROM token_secrets s JOIN tokens t ON t.id = s.token_id \
          JOIN workspaces w ON w.id = t.workspace_id WHERE s.secret_hash = $1 \
          UNION ALL \
          SELECT 'api_key', k.secret_hash, k.id, k.workspace_id, w.slug, k.name, NULL, NULL, NULL, \
-         NULL, NULL, k.kind, k.member_id, m.role, m.email \
+         NULL, NULL, k.kind, k.member_id, m.role, m.email, NULL \
          FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
          LEFT JOIN members m ON m.id = k.member_id AND m.status = 'active' \
          WHERE k.secret_hash = $1",
@@ -78,6 +80,7 @@ pub async fn find(
             workspace_slug: row.try_get("slug")?,
             name: row.try_get("name")?,
             scopes: decode_scopes(&row.try_get::<String, _>("scopes")?)?,
+            name_prefix: row.try_get("name_prefix")?,
             expires_at: opt_time("expires_at")?,
             revoked_at: opt_time("revoked_at")?,
             issued_at: from_micros(row.try_get::<i64, _>("issued_at")?),

@@ -6,9 +6,10 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use tooken_contract::Scope;
+use tooken_contract::labels::Labels;
 use tooken_contract::tokens::{Token, TokenStatus};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenRow {
     pub id: String,
     pub workspace_id: String,
@@ -22,6 +23,9 @@ pub struct TokenRow {
     pub rotation: i64,
     pub last_used_at: Option<Timestamp>,
     pub created_by: String,
+    /// Confines the token to names starting with this.
+    pub name_prefix: Option<String>,
+    pub labels: Labels,
 }
 
 impl TokenRow {
@@ -48,12 +52,15 @@ impl TokenRow {
             last_used_at: self.last_used_at,
             rotated_at: self.rotated_at,
             rotation: self.rotation,
+            name_prefix: self.name_prefix.clone(),
+            labels: self.labels.clone(),
         }
     }
 }
 
 const COLUMNS: &str = "id, workspace_id, name, scopes, prefix, created_at, expires_at, \
-                       revoked_at, rotated_at, rotation, last_used_at, created_by";
+                       revoked_at, rotated_at, rotation, last_used_at, created_by, name_prefix, \
+                       labels";
 
 pub fn decode_scopes(json: &str) -> Result<Vec<Scope>, sqlx::Error> {
     serde_json::from_str(json).map_err(|err| sqlx::Error::Decode(Box::new(err)))
@@ -61,6 +68,14 @@ pub fn decode_scopes(json: &str) -> Result<Vec<Scope>, sqlx::Error> {
 
 pub fn encode_scopes(scopes: &[Scope]) -> String {
     serde_json::to_string(scopes).expect("scopes serialise")
+}
+
+fn decode_labels(json: &str) -> Result<Labels, sqlx::Error> {
+    serde_json::from_str(json).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn encode_labels(labels: &Labels) -> String {
+    serde_json::to_string(labels).expect("labels serialise")
 }
 
 fn from_row(row: &AnyRow) -> Result<TokenRow, sqlx::Error> {
@@ -80,6 +95,8 @@ fn from_row(row: &AnyRow) -> Result<TokenRow, sqlx::Error> {
         rotation: row.try_get("rotation")?,
         last_used_at: opt_time("last_used_at")?,
         created_by: row.try_get("created_by")?,
+        name_prefix: row.try_get("name_prefix")?,
+        labels: decode_labels(&row.try_get::<String, _>("labels")?)?,
     })
 }
 
@@ -91,8 +108,8 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (id, workspace_id, name, scopes, prefix, created_at, expires_at, \
-         revoked_at, rotated_at, rotation, last_used_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, NULL, $8)",
+         revoked_at, rotated_at, rotation, last_used_at, created_by, name_prefix, labels) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, NULL, $8, $9, $10)",
     )
     .bind(&token.id)
     .bind(&token.workspace_id)
@@ -102,6 +119,8 @@ pub async fn insert(
     .bind(to_micros(token.created_at))
     .bind(token.expires_at.map(to_micros))
     .bind(&token.created_by)
+    .bind(&token.name_prefix)
+    .bind(encode_labels(&token.labels))
     .execute(&mut *conn)
     .await?;
     insert_secret(conn, &token.id, secret_hash, token.created_at).await
@@ -139,16 +158,24 @@ pub async fn get(
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+/// Which tokens of a workspace a list returns.
+pub struct ListFilter<'a> {
+    pub status: Option<TokenStatus>,
+    /// Only tokens whose name starts with this (a confined caller's view).
+    pub name_prefix: Option<&'a str>,
+}
+
 /// One page of a workspace's tokens, newest first. `before_id` is the last id of the previous
 /// page; ids are UUIDv7, so their order is creation order.
 pub async fn list(
     conn: &mut AnyConnection,
     workspace_id: &str,
-    status: Option<TokenStatus>,
+    filter: &ListFilter<'_>,
     now: Timestamp,
     before_id: Option<&str>,
     limit: u32,
 ) -> Result<Vec<TokenRow>, StoreError> {
+    let status = filter.status;
     let mut sql = format!("SELECT {COLUMNS} FROM tokens WHERE workspace_id = $1");
     sql.push_str(match status {
         None => "",
@@ -160,6 +187,12 @@ pub async fn list(
     });
     let binds_now = matches!(status, Some(TokenStatus::Active | TokenStatus::Expired));
     let mut next = if binds_now { 3 } else { 2 };
+    if filter.name_prefix.is_some() {
+        // substr and length count characters on both databases, and no character of the
+        // prefix is a wildcard, as it would be in LIKE.
+        sql.push_str(&format!(" AND substr(name, 1, length(${next})) = ${next}"));
+        next += 1;
+    }
     if before_id.is_some() {
         sql.push_str(&format!(" AND id < ${next}"));
         next += 1;
@@ -168,6 +201,9 @@ pub async fn list(
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace_id);
     if binds_now {
         query = query.bind(to_micros(now));
+    }
+    if let Some(prefix) = filter.name_prefix {
+        query = query.bind(prefix);
     }
     if let Some(before_id) = before_id {
         query = query.bind(before_id);

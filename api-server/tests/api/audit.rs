@@ -284,17 +284,7 @@ async fn csv_export_is_spreadsheet_safe_and_in_the_workspace_timezone(app: TestA
         .await
         .unwrap();
     expect_json(response, 201).await;
-    let since = (Timestamp::now() - SignedDuration::from_hours(1)).to_string();
-    let until = (Timestamp::now() + SignedDuration::from_hours(1)).to_string();
-    let response = app
-        .authed(
-            Method::GET,
-            &format!("/v1/audit-logs/export?since={since}&until={until}"),
-            &app.api_key,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = app.export_recent_audit().await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
@@ -335,6 +325,9 @@ async fn csv_export_is_spreadsheet_safe_and_in_the_workspace_timezone(app: TestA
     );
     assert!(!row.contains(",=HYPERLINK"), "{row}");
 
+    // A window that ends before it starts is refused.
+    let since = Timestamp::now() - SignedDuration::from_hours(1);
+    let until = Timestamp::now() + SignedDuration::from_hours(1);
     let response = app
         .authed(
             Method::GET,
@@ -357,7 +350,12 @@ async fn expiry_is_recorded_once_per_token(app: TestApp) {
     let soon = Timestamp::now() + SignedDuration::from_millis(800);
     let response = app
         .authed(Method::POST, "/v1/tokens", &app.api_key)
-        .json(&json!({"name": "short-lived", "scopes": ["tokens:read"], "expires_at": soon.to_string()}))
+        .json(&json!({
+            "name": "short-lived",
+            "scopes": ["tokens:read"],
+            "expires_at": soon.to_string(),
+            "labels": {"tooken.io/namespace": "dev"},
+        }))
         .send()
         .await
         .unwrap();
@@ -377,6 +375,11 @@ async fn expiry_is_recorded_once_per_token(app: TestApp) {
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["target_id"], id.as_str());
     assert_eq!(expired[0]["actor"]["kind"], "system");
+    // Like every token event, it says what the token served.
+    assert_eq!(
+        expired[0]["data"]["labels"],
+        json!({"tooken.io/namespace": "dev"})
+    );
 }
 
 async fn retention_deletes_old_events_and_records_the_purge(app: TestApp) {

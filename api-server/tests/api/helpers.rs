@@ -243,6 +243,21 @@ impl TestApp {
             .clone()
     }
 
+    /// The audit log's CSV export from an hour ago to an hour ahead, read with the team key.
+    pub async fn export_recent_audit(&self) -> Response {
+        let now = jiff::Timestamp::now();
+        let hour = jiff::SignedDuration::from_hours(1);
+        let (since, until) = (now - hour, now + hour);
+        self.authed(
+            Method::GET,
+            &format!("/v1/audit-logs/export?since={since}&until={until}"),
+            &self.api_key,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// Creates a webhook for `event_types` to `url`; returns (id, signing secret).
     pub async fn webhook(&self, url: &str, event_types: &[&str]) -> (String, String) {
         let response = self

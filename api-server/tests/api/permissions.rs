@@ -3,6 +3,7 @@
 
 use crate::helpers::{TestApp, expect_json};
 use crate::on_both_backends;
+use crate::route_walk::{Answer, Targets, walk};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tooken_api_server::store::members::{self, Member};
@@ -261,98 +262,50 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
         webhook.clone(),
     ];
     let (_, intruder) = app.other_workspace("intruder").await;
-    let window = format!(
-        "since={}&until={}",
-        jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24),
-        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)
-    );
-
-    let doc = expect_json(
-        app.raw(Method::GET, "/v1/openapi.json")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    let mut walked = 0;
-    for (template, item) in doc["paths"].as_object().unwrap() {
-        // Routes about the signed-in person rather than a workspace.
-        if template.starts_with("/v1/auth/")
+    let targets = Targets {
+        token: &token,
+        api_key: &api_key,
+        webhook: &webhook,
+        member: &member,
+        secret: &secret,
+    };
+    // Routes about the signed-in person rather than a workspace are left out.
+    let answers = walk(&app, &intruder, &targets, |template| {
+        !(template.starts_with("/v1/auth/")
             || template.starts_with("/v1/invitations/")
-            || template == "/v1/workspaces"
-        {
-            continue;
-        }
-        for (method, _) in item.as_object().unwrap() {
-            let id = if template.starts_with("/v1/tokens/") {
-                &token
-            } else if template.starts_with("/v1/api-keys/") {
-                &api_key
-            } else if template.starts_with("/v1/webhooks/") {
-                &webhook
-            } else {
-                &member
-            };
-            let path = template.replace("{id}", id);
-            let path = if path.contains("/export") {
-                format!("{path}?{window}")
-            } else {
-                path
-            };
-            let body = match (method.as_str(), template.as_str()) {
-                ("post", "/v1/tokens") => json!({"name": "intruder", "scopes": ["tokens:read"]}),
-                ("post", "/v1/tokens/verify") => json!({"token": secret}),
-                ("post", "/v1/api-keys") => json!({"name": "intruder", "kind": "team"}),
-                ("post", "/v1/members") => {
-                    json!({"email": "intruder@example.com", "role": "viewer"})
-                }
-                ("patch", "/v1/members/{id}") => json!({"role": "owner"}),
-                ("patch", "/v1/workspace") => json!({"name": "Intruded"}),
-                ("post", "/v1/webhooks") => {
-                    json!({"url": "http://127.0.0.1:9/x", "event_types": ["token.created"]})
-                }
-                ("patch", "/v1/webhooks/{id}") => json!({"enabled": false}),
-                _ => json!({}),
-            };
-            let path = path.replace("{slug}", "production");
-            let request = app.authed(method.to_uppercase().parse().unwrap(), &path, &intruder);
-            let request = if template == "/v1/oauth2/introspect" {
-                request
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!("token={secret}"))
-            } else {
-                request.json(&body)
-            };
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap();
-            walked += 1;
-            if template.contains("{slug}") {
-                // Forward-auth: another workspace's gate admits none of the intruder's credentials.
-                assert_eq!(status, 401, "{method} {template}: {text}");
-            } else if template == "/v1/oauth2/introspect" {
-                assert_eq!(text, r#"{"active":false}"#, "{method} {template}");
-            } else if template.contains("{id}") {
-                assert_eq!(
-                    status, 404,
-                    "{method} {template} reached another workspace's object: {text}"
+            || template == "/v1/workspaces")
+    })
+    .await;
+    for Answer {
+        method,
+        template,
+        status,
+        text,
+    } in answers
+    {
+        if template.contains("{slug}") {
+            // Forward-auth: another workspace's gate admits none of the intruder's credentials.
+            assert_eq!(status, 401, "{method} {template}: {text}");
+        } else if template == "/v1/oauth2/introspect" {
+            assert_eq!(text, r#"{"active":false}"#, "{method} {template}");
+        } else if template.contains("{id}") {
+            assert_eq!(
+                status, 404,
+                "{method} {template} reached another workspace's object: {text}"
+            );
+        } else {
+            assert!(status < 400, "{method} {template}: {status} {text}");
+            for id in &prod_ids {
+                assert!(
+                    !text.contains(id.as_str()),
+                    "{method} {template} leaked {id}: {text}"
                 );
-            } else {
-                assert!(status < 400, "{method} {template}: {status} {text}");
-                for id in &prod_ids {
-                    assert!(
-                        !text.contains(id.as_str()),
-                        "{method} {template} leaked {id}: {text}"
-                    );
-                }
-                if template == "/v1/tokens/verify" {
-                    assert!(text.contains("not_found"), "{text}");
-                }
+            }
+            if template == "/v1/tokens/verify" {
+                assert!(text.contains("not_found"), "{text}");
             }
         }
     }
-    assert!(walked >= 25, "walked only {walked} routes");
 
     // Production is untouched.
     let workspace = expect_json(

@@ -39,6 +39,8 @@ async fn seed_001_flow(app: TestApp) {
                 name: "my-first-token".into(),
                 scopes: vec![Scope::TokensRead],
                 expires_at: None,
+                name_prefix: None,
+                labels: Default::default(),
             },
             None,
         )
@@ -95,6 +97,8 @@ async fn expiry_follows_the_workspace_default_null_and_explicit_values(app: Test
                 name: "default".into(),
                 scopes: vec![Scope::TokensRead],
                 expires_at: None,
+                name_prefix: None,
+                labels: Default::default(),
             },
             None,
         )
@@ -114,6 +118,8 @@ async fn expiry_follows_the_workspace_default_null_and_explicit_values(app: Test
                 name: "never".into(),
                 scopes: vec![Scope::TokensRead],
                 expires_at: Some(None),
+                name_prefix: None,
+                labels: Default::default(),
             },
             None,
         )
@@ -132,6 +138,8 @@ async fn expiry_follows_the_workspace_default_null_and_explicit_values(app: Test
                 name: "explicit".into(),
                 scopes: vec![Scope::TokensRead],
                 expires_at: Some(Some(at)),
+                name_prefix: None,
+                labels: Default::default(),
             },
             None,
         )
@@ -515,6 +523,8 @@ async fn expired_tokens_fail_on_next_use(app: TestApp) {
                 name: "brief".into(),
                 scopes: vec![Scope::TokensRead],
                 expires_at: Some(Some(at)),
+                name_prefix: None,
+                labels: Default::default(),
             },
             None,
         )

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   api, assertNoPageErrors, createOwner, launchBrowser, newPage, screenshot, signIn, startServer,
-  submitCredentials,
+  strayText, submitCredentials,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -20,7 +20,15 @@ before(async () => {
   for (const name of ['payments-service-production-eu-west-1', 'ci']) {
     await api(server.url, 'POST', '/v1/workspaces/production/tokens',
       { bearer: owner, body: { name, scopes: ['tokens:read', 'tokens:write', 'audit:read', 'webhooks:read'] } });
-  }
+  }  // As the operator issues it: confined to its namespace, labelled with what it serves.
+  const confined = await api(server.url, 'POST', '/v1/workspaces/production/tokens', {
+    bearer: owner,
+    body: {
+      name: 'k8s:dev/ci', name_prefix: 'k8s:dev/', scopes: ['tokens:read'],
+      labels: { 'tooken.io/namespace': 'dev', 'tooken.io/tookentoken': 'ci' },
+    },
+  });
+  assert.equal(confined.status, 201, JSON.stringify(confined.body));
 });
 after(async () => {
   await browser?.close();
@@ -109,6 +117,26 @@ test('every page fits a phone screen without sideways scrolling', async () => {
   await screenshot(page, 'phone-tokens');
   await page.getByRole('button', { name: 'New Token' }).click();
   await screenshot(page, 'phone-new-token');
+  assertNoPageErrors(page);
+  await page.context().close();
+});
+
+test('the token list shows a confined token\'s prefix and labels', async () => {
+  const page = await newPage(browser);
+  await signIn(page, server.url, 'owner@example.com', PASSWORD);
+  await page.goto(`${server.url}/w/production/tokens`);
+  const confined = page.getByRole('row', { name: /k8s:dev\/ci/ });
+  await confined.waitFor();
+  assert.match(await confined.textContent(), /Confined to k8s:dev\/…/);
+  const labels = page.getByRole('list', { name: 'Labels of k8s:dev/ci' });
+  assert.deepEqual(await labels.getByRole('listitem').allTextContents(),
+    ['tooken.io/namespace=dev', 'tooken.io/tookentoken=ci']);
+  // An unconfined, unlabelled token shows neither.
+  const plain = page.getByRole('row', { name: /^ci / });
+  assert.doesNotMatch(await plain.textContent(), /Confined/);
+  assert.equal(await page.getByRole('list', { name: 'Labels of ci' }).count(), 0);
+  assert.deepEqual(await strayText(page), []);
+  await screenshot(page, 'tokens-confined');
   assertNoPageErrors(page);
   await page.context().close();
 });
