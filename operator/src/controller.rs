@@ -5,13 +5,14 @@ use crate::change_feed::{Change, ChangeFeed};
 use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
 };
-use crate::crd::TookenToken;
+use crate::crd::{Connection, TookenToken};
+use crate::policy::{self, Serve, TookenPolicy};
 use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
 use crate::reconcile::{self, MAX_REQUEUE, ReconcileError};
 use crate::tooken_api::MeteredApi;
 use futures::{StreamExt, TryStreamExt, future};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
@@ -55,14 +56,40 @@ pub struct Context {
     /// Whether a change feed reads the default connection's audit log.
     has_feed: bool,
     feed_refused: Arc<AtomicBool>,
+    policies: Store<TookenPolicy>,
+    /// Set once the policies were listed: until then nothing is issued.
+    policies_listed: Arc<AtomicBool>,
 }
 
 impl Context {
-    /// Whether changes to this resource's token made outside reach it only by checking.
-    fn checked_alone(&self, tt: &TookenToken) -> bool {
-        tt.spec.connection.is_some()
-            || !self.has_feed
-            || self.feed_refused.load(Ordering::Relaxed)
+    /// Whether changes to a token served so reach its resource only by checking.
+    fn checked_alone(&self, serve: &Serve) -> bool {
+        *serve != Serve::Default || !self.has_feed || self.feed_refused.load(Ordering::Relaxed)
+    }
+
+    /// What the policies allow this resource: which connection serves it, or why none may.
+    async fn decide(&self, tt: &TookenToken) -> Result<Serve, ReconcileError> {
+        if !self.policies_listed.load(Ordering::Relaxed) {
+            return Err(ReconcileError::PolicyUnavailable(
+                "is crds/tookenpolicies.tooken.io.yaml installed, and may the operator list them?"
+                    .into(),
+            ));
+        }
+        let policies: Vec<TookenPolicy> =
+            self.policies.state().iter().map(|p| (**p).clone()).collect();
+        let namespace = tt.namespace().unwrap_or_default();
+        let labels = if policy::uses_labels(&policies) {
+            Api::<Namespace>::all(self.client.clone())
+                .get_metadata(&namespace)
+                .await?
+                .metadata
+                .labels
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        policy::decide(&policies, &namespace, &labels, &tt.spec)
+            .map_err(ReconcileError::PolicyDenied)
     }
 }
 
@@ -103,9 +130,9 @@ pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<Too
         .collect()
 }
 
-/// The Tooken API client for a resource, from its connection.
-async fn api_client(ctx: &Context, tt: &TookenToken) -> Result<MeteredApi, ReconcileError> {
-    let connection = connection(ctx, tt).await?;
+/// The Tooken API client for a resource, from the connection that serves it.
+async fn api_client(ctx: &Context, tt: &TookenToken, serve: &Serve) -> Result<MeteredApi, ReconcileError> {
+    let connection = connection(ctx, tt, serve).await?;
     Ok(MeteredApi {
         client: tooken_contract::Client::new(
             ctx.http.clone(),
@@ -116,20 +143,47 @@ async fn api_client(ctx: &Context, tt: &TookenToken) -> Result<MeteredApi, Recon
     })
 }
 
-async fn connection(ctx: &Context, tt: &TookenToken) -> Result<ApiConnection, ReconcileError> {
-    match &tt.spec.connection {
-        Some(connection) => {
-            let namespace = tt.namespace().unwrap_or_default();
-            read_connection(&ctx.client, &namespace, connection).await?.ok_or_else(|| {
-                ReconcileError::NoConnection(format!(
-                    "Secret `{}` is missing or lacks the URL or API key",
-                    connection.secret_name
-                ))
-            })
+async fn connection(
+    ctx: &Context,
+    tt: &TookenToken,
+    serve: &Serve,
+) -> Result<ApiConnection, ReconcileError> {
+    let (namespace, secret) = match serve {
+        Serve::Default => {
+            return ctx.default_connection.clone().ok_or_else(|| {
+                ReconcileError::NoConnection("spec.connection is absent and the operator has no default (TOOKEN_API_URL, TOOKEN_API_KEY)".into())
+            });
         }
-        None => ctx.default_connection.clone().ok_or_else(|| {
-            ReconcileError::NoConnection("spec.connection is absent and the operator has no default (TOOKEN_API_URL, TOOKEN_API_KEY)".into())
-        }),
+        Serve::Own => (
+            tt.namespace().unwrap_or_default(),
+            tt.spec.connection.clone().expect("Own means spec.connection"),
+        ),
+        Serve::Policy(named) => (
+            named.namespace.clone(),
+            Connection {
+                secret_name: named.secret_name.clone(),
+                url_key: None,
+                api_key_key: None,
+            },
+        ),
+    };
+    read_connection(&ctx.client, &namespace, &secret)
+        .await?
+        .ok_or_else(|| {
+            ReconcileError::NoConnection(format!(
+                "Secret `{namespace}/{}` is missing or lacks the URL or API key",
+                secret.secret_name
+            ))
+        })
+}
+
+/// The connection to revoke with on delete: the one policies choose now, else the one the
+/// resource would have had before any policy (revoking must not wait for a policy to allow it).
+async fn cleanup_serve(ctx: &Context, tt: &TookenToken) -> Serve {
+    match ctx.decide(tt).await {
+        Ok(serve) => serve,
+        Err(_) if tt.spec.connection.is_some() => Serve::Own,
+        Err(_) => Serve::Default,
     }
 }
 
@@ -151,15 +205,17 @@ async fn reconcile(
             Event::Apply(tt) => {
                 ctx.managed.lock().expect("lock").insert(key.clone());
                 let result = async {
-                    let client = api_client(&ctx, &tt).await?;
-                    reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await
+                    let serve = ctx.decide(&tt).await?;
+                    let client = api_client(&ctx, &tt, &serve).await?;
+                    let wait = reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await?;
+                    Ok::<_, ReconcileError>((serve, wait))
                 }
                 .await;
                 match result {
-                    Ok(wait) if ctx.checked_alone(&tt) => {
+                    Ok((serve, wait)) if ctx.checked_alone(&serve) => {
                         Ok(Action::requeue(fallback_check(wait)))
                     }
-                    Ok(wait) => Ok(Action::requeue(spread(wait))),
+                    Ok((_, wait)) => Ok(Action::requeue(spread(wait))),
                     Err(err) => {
                         // A failure that persists is one Warning, not one per retry.
                         let reported = reconcile::reported(&tt, err.reason());
@@ -175,7 +231,8 @@ async fn reconcile(
             }
             Event::Cleanup(tt) => {
                 let result = async {
-                    let client = api_client(&ctx, &tt).await?;
+                    let serve = cleanup_serve(&ctx, &tt).await;
+                    let client = api_client(&ctx, &tt, &serve).await?;
                     reconcile::cleanup(&tt, &ctx.cluster, &client).await
                 }
                 .await;
@@ -322,6 +379,26 @@ pub async fn run(
     let store = tokens_reader.clone();
     let changed = changed.flat_map(move |change| futures::stream::iter(holders(&store, &change)));
 
+    // TookenPolicies (cluster-scoped): a change looks at every resource again, since any may
+    // be allowed or refused by it now.
+    let (policies, policies_writer) = reflector::store();
+    let policies_listed = Arc::new(AtomicBool::new(false));
+    let listed = policies_listed.clone();
+    let store = tokens_reader.clone();
+    let policy_changes = watcher(Api::<TookenPolicy>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(policies_writer)
+        .filter_map(move |event| {
+            let first = matches!(event, Ok(watcher::Event::InitDone))
+                && !listed.swap(true, Ordering::Relaxed);
+            let changed = matches!(
+                event,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) || first;
+            future::ready(changed.then(|| holders(&store, &Change::All)))
+        })
+        .flat_map(futures::stream::iter);
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         cluster,
@@ -332,10 +409,13 @@ pub async fn run(
         failures: Mutex::default(),
         managed: Mutex::default(),
         feed_refused,
+        policies,
+        policies_listed,
     });
     Controller::for_stream(tokens, tokens_reader)
         .owns_stream(secrets)
         .reconcile_on(changed)
+        .reconcile_on(policy_changes)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

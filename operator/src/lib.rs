@@ -14,6 +14,7 @@ mod kube_tests;
 pub mod leader;
 pub mod metrics;
 pub mod own_writes;
+pub mod policy;
 pub mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
@@ -24,7 +25,19 @@ pub mod tooken_api;
 
 use kube::CustomResourceExt;
 
-/// The CRD as committed in `crds/`.
+/// The CRDs as committed in `crds/`: file name and YAML.
+pub fn crds() -> [(&'static str, String); 2] {
+    let yaml = |crd| yaml_serde::to_string(&crd).expect("the CRD serialises");
+    [
+        ("tookentokens.tooken.io.yaml", yaml(crd::TookenToken::crd())),
+        (
+            "tookenpolicies.tooken.io.yaml",
+            yaml(policy::TookenPolicy::crd()),
+        ),
+    ]
+}
+
+/// The TookenToken CRD as committed in `crds/`.
 pub fn crd_yaml() -> String {
-    yaml_serde::to_string(&crd::TookenToken::crd()).expect("the CRD serialises")
+    crds()[0].1.clone()
 }

@@ -32,6 +32,10 @@ pub enum ReconcileError {
     SecretConflict(String),
     #[error("no Tooken API connection: {0}")]
     NoConnection(String),
+    #[error("refused by policy: {0}")]
+    PolicyDenied(String),
+    #[error("TookenPolicies cannot be read yet ({0}); nothing is issued until they can")]
+    PolicyUnavailable(String),
     #[error(transparent)]
     Api(#[from] ApiFailure),
     #[error("Kubernetes API error: {0}")]
@@ -47,6 +51,8 @@ impl ReconcileError {
             ReconcileError::InvalidSpec(_) => "InvalidSpec",
             ReconcileError::SecretConflict(_) => "SecretConflict",
             ReconcileError::NoConnection(_) => "NoConnection",
+            ReconcileError::PolicyDenied(_) => "PolicyDenied",
+            ReconcileError::PolicyUnavailable(_) => "PolicyUnavailable",
             ReconcileError::Api(ApiFailure::Unavailable(_)) => "ApiUnavailable",
             ReconcileError::Api(ApiFailure::Refused { .. } | ApiFailure::KeyReused(_)) => {
                 "ApiRefused"
@@ -353,6 +359,10 @@ async fn ensure_token<C: Cluster, A: TookenApi>(
         }
         (Some(id), Some(_)) if status.issued_scopes != scopes => {
             Some(format!("the scopes of token {id} changed"))
+        }
+        // Issued by an operator that did not confine tokens yet.
+        (Some(id), Some(t)) if t.name_prefix.as_deref() != Some(&requests::name_prefix(tt)) => {
+            Some(format!("token {id} was not confined to its namespace"))
         }
         (Some(_), Some(token)) => {
             return Ok(Ensured {

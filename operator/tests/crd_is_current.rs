@@ -1,17 +1,18 @@
-//! The committed CRD must be what the code generates; regenerate with
-//! `cargo run -p tooken-operator --bin crdgen > crds/tookentokens.tooken.io.yaml`.
+//! The committed CRDs must be what the code generates; regenerate with
+//! `cargo run -p tooken-operator --bin crdgen -- crds` and copy them into the chart.
 
 #[test]
-fn committed_crd_matches_the_code() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/tookentokens.tooken.io.yaml"
-    );
-    let committed = std::fs::read_to_string(path).expect("crds/tookentokens.tooken.io.yaml exists");
-    assert!(
-        committed == tooken_operator::crd_yaml(),
-        "crds/tookentokens.tooken.io.yaml is stale: run `cargo run -p tooken-operator --bin crdgen > crds/tookentokens.tooken.io.yaml`"
-    );
+fn committed_crds_match_the_code() {
+    for (file, yaml) in tooken_operator::crds() {
+        for dir in ["crds", "charts/tooken/crds"] {
+            let path = format!("{}/../{dir}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == yaml,
+                "{dir}/{file} is stale: run `cargo run -p tooken-operator --bin crdgen -- {dir}`"
+            );
+        }
+    }
 }
 
 #[test]

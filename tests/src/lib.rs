@@ -225,36 +225,43 @@ where
     .ok();
 }
 
-/// Applies the committed CRD and waits until the API server serves it.
+/// Applies the CRDs the operator needs (TookenToken, TookenPolicy) and waits until the API
+/// server serves them.
 pub async fn install_crd(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::CustomResourceExt;
     use kube::api::{Patch, PatchParams};
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    let crd = tooken_operator::crd::TookenToken::crd();
-    crds.patch(
-        "tookentokens.tooken.io",
-        &PatchParams::apply("tooken-e2e").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    eventually(
-        "the CRD to be established",
-        std::time::Duration::from_secs(30),
-        || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get("tookentokens.tooken.io").await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    for crd in [
+        tooken_operator::crd::TookenToken::crd(),
+        tooken_operator::policy::TookenPolicy::crd(),
+    ] {
+        let name = crd.metadata.name.clone().expect("a CRD name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("tooken-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply the CRD");
+        eventually(
+            "the CRD to be established",
+            std::time::Duration::from_secs(30),
+            || {
+                let crds = crds.clone();
+                let name = name.clone();
+                async move {
+                    let crd = crds.get(&name).await.ok()?;
+                    crd.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
 }
 
 /// Creates a namespace; it is deleted when the guard drops.

@@ -1,5 +1,10 @@
-//! Prints the TookenToken CRD as YAML: `cargo run -p tooken-operator --bin crdgen > crds/tookentokens.tooken.io.yaml`.
+//! Writes the CRDs into a directory: `cargo run -p tooken-operator --bin crdgen -- crds`
+//! (then copy `crds/*` into `charts/tooken/crds/`).
 
-fn main() {
-    print!("{}", tooken_operator::crd_yaml());
+fn main() -> std::io::Result<()> {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "crds".into());
+    for (file, yaml) in tooken_operator::crds() {
+        std::fs::write(std::path::Path::new(&dir).join(file), yaml)?;
+    }
+    Ok(())
 }
