@@ -8,12 +8,12 @@
 //! then checked one by one instead (see `controller::FALLBACK_CHECK`).
 
 use crate::metrics::{Metrics, OutcomeLabels};
+use futures::channel::mpsc::UnboundedSender;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use futures::channel::mpsc::UnboundedSender;
 use tooken_contract::audit::{AuditEvent, ListAuditParams};
 use tooken_contract::{Client, ClientError};
 

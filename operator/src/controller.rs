@@ -6,8 +6,8 @@ use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
 };
 use crate::crd::{Connection, TookenToken};
-use crate::policy::{self, Serve, TookenPolicy};
 use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
+use crate::policy::{self, Serve, TookenPolicy};
 use crate::reconcile::{self, MAX_REQUEUE, ReconcileError};
 use crate::tooken_api::MeteredApi;
 use futures::{StreamExt, TryStreamExt, future};
@@ -75,8 +75,12 @@ impl Context {
                     .into(),
             ));
         }
-        let policies: Vec<TookenPolicy> =
-            self.policies.state().iter().map(|p| (**p).clone()).collect();
+        let policies: Vec<TookenPolicy> = self
+            .policies
+            .state()
+            .iter()
+            .map(|p| (**p).clone())
+            .collect();
         let namespace = tt.namespace().unwrap_or_default();
         let labels = if policy::uses_labels(&policies) {
             Api::<Namespace>::all(self.client.clone())
@@ -131,7 +135,11 @@ pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<Too
 }
 
 /// The Tooken API client for a resource, from the connection that serves it.
-async fn api_client(ctx: &Context, tt: &TookenToken, serve: &Serve) -> Result<MeteredApi, ReconcileError> {
+async fn api_client(
+    ctx: &Context,
+    tt: &TookenToken,
+    serve: &Serve,
+) -> Result<MeteredApi, ReconcileError> {
     let connection = connection(ctx, tt, serve).await?;
     Ok(MeteredApi {
         client: tooken_contract::Client::new(
@@ -156,7 +164,10 @@ async fn connection(
         }
         Serve::Own => (
             tt.namespace().unwrap_or_default(),
-            tt.spec.connection.clone().expect("Own means spec.connection"),
+            tt.spec
+                .connection
+                .clone()
+                .expect("Own means spec.connection"),
         ),
         Serve::Policy(named) => (
             named.namespace.clone(),
@@ -207,7 +218,8 @@ async fn reconcile(
                 let result = async {
                     let serve = ctx.decide(&tt).await?;
                     let client = api_client(&ctx, &tt, &serve).await?;
-                    let wait = reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await?;
+                    let wait =
+                        reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await?;
                     Ok::<_, ReconcileError>((serve, wait))
                 }
                 .await;
@@ -385,19 +397,22 @@ pub async fn run(
     let policies_listed = Arc::new(AtomicBool::new(false));
     let listed = policies_listed.clone();
     let store = tokens_reader.clone();
-    let policy_changes = watcher(Api::<TookenPolicy>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(policies_writer)
-        .filter_map(move |event| {
-            let first = matches!(event, Ok(watcher::Event::InitDone))
-                && !listed.swap(true, Ordering::Relaxed);
-            let changed = matches!(
-                event,
-                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
-            ) || first;
-            future::ready(changed.then(|| holders(&store, &Change::All)))
-        })
-        .flat_map(futures::stream::iter);
+    let policy_changes = watcher(
+        Api::<TookenPolicy>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(policies_writer)
+    .filter_map(move |event| {
+        let first =
+            matches!(event, Ok(watcher::Event::InitDone)) && !listed.swap(true, Ordering::Relaxed);
+        let changed = matches!(
+            event,
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+        ) || first;
+        future::ready(changed.then(|| holders(&store, &Change::All)))
+    })
+    .flat_map(futures::stream::iter);
 
     let ctx = Arc::new(Context {
         client: client.clone(),

@@ -124,7 +124,10 @@ pub fn decide(
             continue;
         };
         if let Some(scope) = spec.scopes.iter().find(|s| !allowed.contains(s)) {
-            let names: Vec<String> = allowed.iter().map(|s| s.to_contract().to_string()).collect();
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|s| s.to_contract().to_string())
+                .collect();
             return Err(format!(
                 "TookenPolicy {} allows namespace {namespace} only the scopes [{}], not {}",
                 name(policy),
@@ -136,7 +139,9 @@ pub fn decide(
     if spec.connection.is_some() {
         return Ok(Serve::Own);
     }
-    let mut named = covering.iter().filter_map(|p| Some((*p, p.spec.connection.as_ref()?)));
+    let mut named = covering
+        .iter()
+        .filter_map(|p| Some((*p, p.spec.connection.as_ref()?)));
     if let Some((first, connection)) = named.next() {
         if let Some((other, _)) = named.find(|(_, c)| *c != connection) {
             return Err(format!(
@@ -193,7 +198,10 @@ mod tests {
     fn workspace_wide_scopes_are_never_served() {
         for scope in ["audit:read", "webhooks:read", "webhooks:write"] {
             let refused = decide(&[], "dev", &labels(&[]), &spec(&[scope], false)).unwrap_err();
-            assert!(refused.contains(scope) && refused.contains("whole workspace"), "{refused}");
+            assert!(
+                refused.contains(scope) && refused.contains("whole workspace"),
+                "{refused}"
+            );
         }
     }
 
@@ -204,7 +212,12 @@ mod tests {
             serde_json::json!({"namespaces": {"names": ["prod"]}, "defaultConnection": "Deny"}),
         )];
         assert_eq!(
-            decide(&others, "dev", &labels(&[]), &spec(&["tokens:write"], false)),
+            decide(
+                &others,
+                "dev",
+                &labels(&[]),
+                &spec(&["tokens:write"], false)
+            ),
             Ok(Serve::Default)
         );
     }
@@ -230,14 +243,27 @@ mod tests {
         );
         let refused =
             decide(&policies, "dev", &team, &spec(&["tokens:rotate"], false)).unwrap_err();
-        assert!(refused.contains("by-label") && refused.contains("tokens:rotate"), "{refused}");
+        assert!(
+            refused.contains("by-label") && refused.contains("tokens:rotate"),
+            "{refused}"
+        );
         // Without the label only the policy by name covers it.
         assert_eq!(
-            decide(&policies, "dev", &labels(&[]), &spec(&["tokens:rotate"], false)),
+            decide(
+                &policies,
+                "dev",
+                &labels(&[]),
+                &spec(&["tokens:rotate"], false)
+            ),
             Ok(Serve::Default)
         );
-        let refused =
-            decide(&policies, "dev", &labels(&[]), &spec(&["tokens:write"], false)).unwrap_err();
+        let refused = decide(
+            &policies,
+            "dev",
+            &labels(&[]),
+            &spec(&["tokens:write"], false),
+        )
+        .unwrap_err();
         assert!(refused.contains("by-name"), "{refused}");
     }
 
@@ -247,12 +273,21 @@ mod tests {
             "deny",
             serde_json::json!({"namespaces": {"names": ["dev"]}, "defaultConnection": "Deny"}),
         );
-        let refused =
-            decide(&[deny.clone()], "dev", &labels(&[]), &spec(&["tokens:read"], false))
-                .unwrap_err();
+        let refused = decide(
+            std::slice::from_ref(&deny),
+            "dev",
+            &labels(&[]),
+            &spec(&["tokens:read"], false),
+        )
+        .unwrap_err();
         assert!(refused.contains("default connection") && refused.contains("deny"));
         assert_eq!(
-            decide(&[deny.clone()], "dev", &labels(&[]), &spec(&["tokens:read"], true)),
+            decide(
+                std::slice::from_ref(&deny),
+                "dev",
+                &labels(&[]),
+                &spec(&["tokens:read"], true)
+            ),
             Ok(Serve::Own)
         );
         let serving = policy(

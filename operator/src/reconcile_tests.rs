@@ -111,14 +111,26 @@ async fn issues_a_token_and_writes_an_owned_labelled_secret() {
     assert_eq!(secret.metadata.owner_references.unwrap()[0].uid, "uid-1");
     assert_eq!(secret.metadata.annotations.unwrap()[ROTATION_KEY], "0");
     assert_eq!(cluster.state.lock().unwrap().events, ["Issued"]);
-    let issued = api.state.lock().unwrap().tokens.values().next().unwrap().token.clone();
+    let issued = api
+        .state
+        .lock()
+        .unwrap()
+        .tokens
+        .values()
+        .next()
+        .unwrap()
+        .token
+        .clone();
     assert_eq!(
         issued.name_prefix.as_deref(),
         Some("k8s:apps/"),
         "confined to its namespace"
     );
     assert_eq!(issued.labels["tooken.io/namespace"], "apps");
-    assert_eq!(issued.labels["tooken.io/tookentoken"], tt.metadata.name.clone().unwrap());
+    assert_eq!(
+        issued.labels["tooken.io/tookentoken"],
+        tt.metadata.name.clone().unwrap()
+    );
     assert_eq!(issued.labels["tooken.io/uid"], "uid-1");
     assert_eq!(
         wait,

@@ -155,7 +155,11 @@ async fn kill_9_while_issuing_and_rotating_leaves_one_working_token_each() {
     }
     let handled = |tt: &TookenToken| {
         is_ready(tt)
-            && tt.status.as_ref().and_then(|s| s.rotate_at_handled.as_deref()) == Some(asked)
+            && tt
+                .status
+                .as_ref()
+                .and_then(|s| s.rotate_at_handled.as_deref())
+                == Some(asked)
     };
     let kills = KILLS / 3;
     crash_while(&tokens, start, handled, kills).await;
@@ -199,14 +203,25 @@ async fn check_one_working_token_each(
             .flatten()
             .filter(|t| t["status"] == "active")
             .collect();
-        assert_eq!(active.len(), 1, "{name}: exactly one active token: {active:?}");
+        assert_eq!(
+            active.len(),
+            1,
+            "{name}: exactly one active token: {active:?}"
+        );
         let id = active[0]["id"].as_str().unwrap();
-        assert_eq!(status.token_id.as_deref(), Some(id), "{name}: status names it");
+        assert_eq!(
+            status.token_id.as_deref(),
+            Some(id),
+            "{name}: status names it"
+        );
         let secret = secrets.get(&name).await.unwrap();
         let value = secret_value(&secret, "token").expect("the Secret holds a value");
         let verdict = verify_token(base_url, api_key, &value).await;
         assert_eq!(verdict["valid"], true, "{name}: {verdict}");
-        assert_eq!(verdict["token_id"], id, "{name}: the Secret holds that token");
+        assert_eq!(
+            verdict["token_id"], id,
+            "{name}: the Secret holds that token"
+        );
         rotations.insert(id.to_owned(), active[0]["rotation"].as_i64().unwrap());
     }
     rotations

@@ -4,8 +4,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, ResourceExt};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::time::Duration;
 use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign};
@@ -156,7 +156,11 @@ async fn scenario(
     assert_eq!(deliver(&http, &base, "evt-3", 3).await?, 200);
     restarted_for(&deployments, 3).await;
     assert_eq!(templates("web", 3).await, 3);
-    assert_eq!(templates("bystander", 1).await, 1, "the bystander never rolls");
+    assert_eq!(
+        templates("bystander", 1).await,
+        1,
+        "the bystander never rolls"
+    );
     drop(running);
     Ok(())
 }

@@ -212,7 +212,9 @@ async fn call(method: &str, url: String, credential: &str, body: Option<Value>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator() {
-    let Some(path) = kubeconfig("a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator") else {
+    let Some(path) =
+        kubeconfig("a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator")
+    else {
         return;
     };
     let admin = client(&path).await.unwrap();
@@ -232,7 +234,10 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
         "spec": {"namespaces": {"names": [dev.name]}, "allowedScopes": ["tokens:read", "tokens:revoke"]}
     }))
     .unwrap();
-    policies.create(&PostParams::default(), &policy).await.unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
     let _policy = Policy(policies.clone(), label.clone());
     let bare_policy: TookenPolicy = serde_json::from_value(json!({
         "apiVersion": "tooken.io/v1alpha1", "kind": "TookenPolicy",
@@ -241,7 +246,10 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
                  "defaultConnection": "Deny"}
     }))
     .unwrap();
-    policies.create(&PostParams::default(), &bare_policy).await.unwrap();
+    policies
+        .create(&PostParams::default(), &bare_policy)
+        .await
+        .unwrap();
     let _bare_policy = Policy(policies.clone(), format!("{label}-bare"));
 
     let (_server, base_url, api_key) = start_api_server(&[]).await;
@@ -275,7 +283,12 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
         &dev_admin,
         &token(
             "escalate",
-            &["tokens:read", "tokens:revoke", "webhooks:write", "audit:read"],
+            &[
+                "tokens:read",
+                "tokens:revoke",
+                "webhooks:write",
+                "audit:read",
+            ],
         ),
     )
     .await;
@@ -372,7 +385,13 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
     )
     .await;
     assert_eq!(status, 403);
-    let (status, _) = call("GET", format!("{base_url}/v1/audit-logs"), &dev_secret, None).await;
+    let (status, _) = call(
+        "GET",
+        format!("{base_url}/v1/audit-logs"),
+        &dev_secret,
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(
         verify_token(&base_url, &api_key, &prod_secret).await["valid"],
@@ -387,7 +406,10 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
         .await
         .expect("no admission policy in this namespace");
     let reason = not_ready(&bare_tokens, "audit").await;
-    assert!(reason.contains("audit:read reaches the whole workspace"), "{reason}");
+    assert!(
+        reason.contains("audit:read reaches the whole workspace"),
+        "{reason}"
+    );
     labelled(&admin, &bare, &format!("{label}-bare")).await;
     bare_tokens
         .create(&PostParams::default(), &token("reader", &["tokens:read"]))
@@ -411,13 +433,17 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
 
 /// Waits until `name` is `Ready=False` with reason `PolicyDenied`; returns its message.
 async fn not_ready(tokens: &Api<TookenToken>, name: &str) -> String {
-    eventually(&format!("{name} to be refused by policy"), WAIT, || async move {
-        let tt = tokens.get(name).await.ok()?;
-        tt.status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "PolicyDenied")
-            .map(|c| c.message)
-    })
+    eventually(
+        &format!("{name} to be refused by policy"),
+        WAIT,
+        || async move {
+            let tt = tokens.get(name).await.ok()?;
+            tt.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "PolicyDenied")
+                .map(|c| c.message)
+        },
+    )
     .await
 }
