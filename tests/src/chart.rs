@@ -146,6 +146,12 @@ impl Release {
 
     /// `helm install` or `helm upgrade` of the chart, waiting for its pods.
     async fn deploy(&self, verb: &str, extra: &[&str]) -> String {
+        // The admission policies are cluster-wide: bound to this release's namespace only, so
+        // tests running beside it on the shared cluster are not checked by them.
+        let own_namespace = format!(
+            "admissionPolicy.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name={}",
+            self.namespace
+        );
         let mut args = vec![
             verb,
             &self.name,
@@ -155,6 +161,8 @@ impl Release {
             "--wait",
             "--timeout",
             "5m",
+            "--set",
+            &own_namespace,
         ];
         args.extend_from_slice(extra);
         helm_async(&self.kubeconfig, &args).await

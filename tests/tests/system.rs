@@ -264,6 +264,11 @@ async fn the_rendered_chart_passes_server_side_dry_run() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["template", "tooken", "charts/tooken", "--namespace"])
         .args([&namespace.name, "--kube-version", &kube_version])
+        // What `helm install` would discover on this cluster: the admission policies render.
+        .args([
+            "--api-versions",
+            "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
+        ])
         .output()
         .expect("helm runs (tests/cluster/build builds it)");
     assert!(
@@ -272,6 +277,7 @@ async fn the_rendered_chart_passes_server_side_dry_run() {
         String::from_utf8_lossy(&output.stderr)
     );
     let rendered = String::from_utf8(output.stdout).unwrap();
+    assert!(rendered.contains("kind: ValidatingAdmissionPolicyBinding"));
     let discovery = Discovery::new(client.clone())
         .run()
         .await
