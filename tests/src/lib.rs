@@ -28,6 +28,27 @@ pub fn kubeconfig(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The fenced code blocks of one `## ` section of README.md, as (language, body), for tests
+/// that run what the README shows.
+pub fn readme_blocks(section: &str) -> Vec<(String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n## {section}\n"))
+        .unwrap_or_else(|| panic!("README has no section {section}"));
+    let rest = &readme[start + 1..];
+    let body = &rest[..rest[3..].find("\n## ").map_or(rest.len(), |end| end + 3)];
+    let mut blocks = Vec::new();
+    let mut lines = body.lines();
+    while let Some(line) = lines.next() {
+        if let Some(language) = line.strip_prefix("```") {
+            let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            blocks.push((language.to_owned(), code.join("\n") + "\n"));
+        }
+    }
+    blocks
+}
+
 /// A kube client for the cluster in `kubeconfig`.
 pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();

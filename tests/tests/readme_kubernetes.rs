@@ -15,31 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tooken_e2e::{
-    Running, binary, client, cluster_tool, eventually, free_port, kubeconfig, spawn,
+    Running, binary, client, cluster_tool, eventually, free_port, kubeconfig, readme_blocks, spawn,
     start_api_server,
 };
 use tooken_operator::crd::TookenToken;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The fenced code blocks of one `## ` section of README.md, as (language, body).
-fn readme_blocks(section: &str) -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("\n## {section}\n"))
-        .unwrap_or_else(|| panic!("README has no section {section}"));
-    let rest = &readme[start + 1..];
-    let body = &rest[..rest[3..].find("\n## ").map_or(rest.len(), |end| end + 3)];
-    let mut blocks = Vec::new();
-    let mut lines = body.lines();
-    while let Some(line) = lines.next() {
-        if let Some(language) = line.strip_prefix("```") {
-            let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-            blocks.push((language.to_owned(), code.join("\n") + "\n"));
-        }
-    }
-    blocks
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

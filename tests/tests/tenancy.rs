@@ -15,8 +15,8 @@ use std::time::Duration;
 use tooken_e2e::chart::{CHART, helm, service_account_kubeconfig};
 use tooken_e2e::{
     Running, TempNamespace, client, cluster_tool, eventually, install_crd, kubeconfig,
-    ready_token_id, secret_value, spawn, start_api_server, temp_namespace, unique_namespace,
-    verify_token,
+    readme_blocks, ready_token_id, secret_value, spawn, start_api_server, temp_namespace,
+    unique_namespace, verify_token,
 };
 use tooken_operator::crd::TookenToken;
 use tooken_operator::policy::TookenPolicy;
@@ -228,12 +228,14 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
     labelled(&admin, &dev, &label).await;
     labelled(&admin, &prod, &label).await;
     let policies: Api<TookenPolicy> = Api::all(admin.clone());
-    let policy: TookenPolicy = serde_json::from_value(json!({
-        "apiVersion": "tooken.io/v1alpha1", "kind": "TookenPolicy",
-        "metadata": {"name": label},
-        "spec": {"namespaces": {"names": [dev.name]}, "allowedScopes": ["tokens:read", "tokens:revoke"]}
-    }))
-    .unwrap();
+    // The README's policy, for this test's `dev` under a name of its own.
+    let (_, example) = readme_blocks("Kubernetes: multi-tenant clusters")
+        .into_iter()
+        .find(|(language, _)| language == "yaml")
+        .expect("the README shows a TookenPolicy");
+    let mut policy: TookenPolicy = yaml_serde::from_str(&example).unwrap();
+    policy.metadata.name = Some(label.clone());
+    policy.spec.namespaces.names = vec![dev.name.clone()];
     policies
         .create(&PostParams::default(), &policy)
         .await
@@ -292,8 +294,21 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
         ),
     )
     .await;
+    // Both admission policies refuse it; the API server names the first that did.
     assert!(
-        message.contains("webhooks:write reaches the whole workspace"),
+        message.contains("webhooks:write reaches the whole workspace")
+            || message.contains("only the scopes [tokens:read, tokens:revoke]"),
+        "{message}"
+    );
+    // Where no policy covers the namespace, the workspace-wide scope alone is refused.
+    let message = refused(
+        &prod_tokens,
+        &prod_tokens,
+        &token("auditor", &["audit:read"]),
+    )
+    .await;
+    assert!(
+        message.contains("denied request: scope audit:read reaches the whole workspace, and the operator issues only tokens confined to their namespace"),
         "{message}"
     );
     let message = refused(
