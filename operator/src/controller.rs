@@ -459,6 +459,22 @@ mod tests {
     }
 
     #[test]
+    fn resources_the_feed_does_not_cover_are_checked_within_a_minute() {
+        for _ in 0..50 {
+            let wait = fallback_check(MAX_REQUEUE);
+            assert!(
+                (Duration::from_secs(45)..=FALLBACK_CHECK).contains(&wait),
+                "{wait:?}"
+            );
+        }
+        assert_eq!(
+            fallback_check(Duration::from_secs(5)),
+            Duration::from_secs(5),
+            "a sooner schedule is kept"
+        );
+    }
+
+    #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
         let first = backoff(1);
         assert!(

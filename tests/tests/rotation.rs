@@ -197,3 +197,52 @@ async fn a_sidecar_restarted_mid_flow_still_restarts_the_workload_once() {
         "exactly one new ReplicaSet"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_mode_follows_an_api_rotation_to_a_working_token_file() {
+    let Some(system) = System::start(
+        "volume_mode_follows_an_api_rotation_to_a_working_token_file",
+        0,
+    )
+    .await
+    else {
+        return;
+    };
+    let (token_id, before) = system.working_secret(None, None).await;
+    let dir = std::env::temp_dir().join(tooken_e2e::unique_namespace("tooken-volume"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _volume = tooken_e2e::spawn(
+        "tooken-sidecar",
+        &["volume"],
+        &[
+            ("KUBECONFIG", system.kubeconfig.display().to_string()),
+            ("TOOKEN_SIDECAR_SECRET", "backend".into()),
+            ("TOOKEN_SIDECAR_NAMESPACE", system.ns.clone()),
+            ("TOOKEN_SIDECAR_DIR", dir.display().to_string()),
+            (
+                "TOOKEN_SIDECAR_LISTEN",
+                format!("127.0.0.1:{}", tooken_e2e::free_port()),
+            ),
+        ],
+    );
+    let file = dir.join("token");
+    let read = || std::fs::read_to_string(&file).ok();
+    eventually("the token file", WAIT, || async {
+        (read().as_deref() == Some(before.as_str())).then_some(())
+    })
+    .await;
+
+    // Rotated through the API: the operator heals the Secret, and the file follows.
+    system
+        .post(&format!("/v1/tokens/{token_id}/rotate"), json!({}))
+        .await;
+    let after = eventually("a new token file", WAIT, || async {
+        read().filter(|value| *value != before)
+    })
+    .await;
+    let verdict = system.verify(&after).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["token_id"], token_id.as_str());
+    assert_eq!(system.verify(&before).await["valid"], false, "rotated out");
+    let _ = std::fs::remove_dir_all(&dir);
+}
