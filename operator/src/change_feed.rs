@@ -11,8 +11,8 @@ use crate::metrics::{Metrics, OutcomeLabels};
 use futures::channel::mpsc::UnboundedSender;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tooken_contract::audit::{AuditEvent, ListAuditParams};
 use tooken_contract::{Client, ClientError};
@@ -31,6 +31,40 @@ pub enum Change {
     Token(String),
     /// Every resource: the feed was just refused, so each must be checked on its own.
     All,
+}
+
+/// The rotations the operator made itself, by token, until the feed reads them back: their
+/// events must not wake the resource again. (A rotation whose Secret write then failed would
+/// otherwise rotate again at every poll instead of backing off.)
+#[derive(Debug, Default)]
+pub struct OwnRotations(Mutex<HashMap<String, i64>>);
+
+impl OwnRotations {
+    pub fn made(&self, token_id: &str, rotation: i64) {
+        let mut own = self.0.lock().expect("lock");
+        let entry = own.entry(token_id.to_owned()).or_insert(rotation);
+        *entry = (*entry).max(rotation);
+    }
+
+    /// Whether `event` is the echo of one of the operator's own rotations (forgotten then).
+    fn echo(&self, event: &AuditEvent) -> bool {
+        if event.kind != "token.rotated" {
+            return false;
+        }
+        let Some(rotation) = event.data["rotation"].as_i64() else {
+            return false;
+        };
+        let mut own = self.0.lock().expect("lock");
+        match own.get(&event.target_id) {
+            Some(made) if rotation <= *made => {
+                if rotation == *made {
+                    own.remove(&event.target_id);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The events already seen within the overlap, and where the next poll starts.
@@ -52,14 +86,18 @@ impl Window {
         self.since
     }
 
-    /// The token ids of events not seen before; moves the window to the newest event.
-    pub fn fresh(&mut self, events: &[AuditEvent]) -> Vec<String> {
+    /// The token ids of events not seen before, and not the operator's own rotations; moves
+    /// the window to the newest event.
+    pub fn fresh(&mut self, events: &[AuditEvent], own: &OwnRotations) -> Vec<String> {
         let mut tokens = Vec::new();
         for event in events {
             if self.seen.contains_key(&event.id) || event.target_type != "token" {
                 continue;
             }
             self.seen.insert(event.id.clone(), event.created_at);
+            if own.echo(event) {
+                continue;
+            }
             if !tokens.contains(&event.target_id) {
                 tokens.push(event.target_id.clone());
             }
@@ -79,6 +117,7 @@ pub struct ChangeFeed {
     pub interval: Duration,
     /// Set while the API refuses this connection the audit log.
     pub refused: Arc<AtomicBool>,
+    pub own: Arc<OwnRotations>,
 }
 
 enum Poll {
@@ -98,7 +137,7 @@ impl ChangeFeed {
                     if self.refused.swap(false, Ordering::Relaxed) {
                         tracing::info!("the audit log is readable again: changes come from it");
                     }
-                    for token in window.fresh(&events) {
+                    for token in window.fresh(&events, &self.own) {
                         self.metrics.change_feed_triggers.inc();
                         if changes.unbounded_send(Change::Token(token)).is_err() {
                             return;
@@ -192,30 +231,60 @@ mod tests {
     fn each_event_triggers_once_across_overlapping_polls() {
         let start: Timestamp = "2026-12-02T00:00:00Z".parse().unwrap();
         let mut window = Window::starting(start);
+        let none = OwnRotations::default();
         assert_eq!(window.since(), start - OVERLAP);
         let first = [
             event("e1", "t1", start),
             event("e2", "t2", start),
             event("e3", "t1", start),
         ];
-        assert_eq!(window.fresh(&first), ["t1", "t2"], "one trigger per token");
+        assert_eq!(
+            window.fresh(&first, &none),
+            ["t1", "t2"],
+            "one trigger per token"
+        );
         // The next poll reads the overlap again: only the new event counts.
         let later = start + SignedDuration::from_secs(5);
         let second = [event("e3", "t1", start), event("e4", "t1", later)];
-        assert_eq!(window.fresh(&second), ["t1"]);
+        assert_eq!(window.fresh(&second, &none), ["t1"]);
         assert_eq!(window.since(), later - OVERLAP, "follows the newest event");
-        assert_eq!(window.fresh(&second), Vec::<String>::new());
+        assert_eq!(window.fresh(&second, &none), Vec::<String>::new());
     }
 
     #[test]
     fn a_poll_without_events_keeps_the_start_and_other_targets_are_ignored() {
         let start: Timestamp = "2026-12-02T00:00:00Z".parse().unwrap();
         let mut window = Window::starting(start);
-        assert_eq!(window.fresh(&[]), Vec::<String>::new());
+        let none = OwnRotations::default();
+        assert_eq!(window.fresh(&[], &none), Vec::<String>::new());
         assert_eq!(window.since(), start - OVERLAP);
         let mut other = event("e1", "k1", start);
         other.target_type = "api_key".into();
-        assert_eq!(window.fresh(&[other]), Vec::<String>::new());
+        assert_eq!(window.fresh(&[other], &none), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_operators_own_rotations_wake_nothing_and_others_do() {
+        let start: Timestamp = "2026-12-02T00:00:00Z".parse().unwrap();
+        let mut window = Window::starting(start);
+        let own = OwnRotations::default();
+        own.made("t1", 2);
+        let rotated = |id: &str, rotation: i64| {
+            let mut e = event(id, "t1", start);
+            e.data = serde_json::json!({"rotation": rotation});
+            e
+        };
+        assert_eq!(
+            window.fresh(&[rotated("e1", 1), rotated("e2", 2)], &own),
+            Vec::<String>::new(),
+            "both made by the operator"
+        );
+        // Someone else rotates it afterwards: that wakes its resource.
+        assert_eq!(window.fresh(&[rotated("e3", 3)], &own), ["t1"]);
+        let mut revoked = event("e4", "t1", start);
+        revoked.kind = "token.revoked".into();
+        own.made("t1", 4);
+        assert_eq!(window.fresh(&[revoked], &own), ["t1"], "not a rotation");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Wiring: the kube Controller over TookenTokens (and the Secrets they own), the finalizer
 //! that revokes on delete, and backoff with jitter on errors.
 
-use crate::change_feed::{Change, ChangeFeed};
+use crate::change_feed::{Change, ChangeFeed, OwnRotations};
 use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
 };
@@ -56,6 +56,7 @@ pub struct Context {
     /// Whether a change feed reads the default connection's audit log.
     has_feed: bool,
     feed_refused: Arc<AtomicBool>,
+    own_rotations: Arc<OwnRotations>,
     policies: Store<TookenPolicy>,
     /// Set once the policies were listed: until then nothing is issued.
     policies_listed: Arc<AtomicBool>,
@@ -148,6 +149,7 @@ async fn api_client(
             &connection.api_key,
         ),
         metrics: ctx.metrics.clone(),
+        own: ctx.own_rotations.clone(),
     })
 }
 
@@ -375,6 +377,7 @@ pub async fn run(
     // Tokens changed through the API or the dashboard wake the resources that hold them.
     let (changes, changed) = futures::channel::mpsc::unbounded();
     let feed_refused = Arc::new(AtomicBool::new(false));
+    let own_rotations = Arc::new(OwnRotations::default());
     if let Some(connection) = &settings.default_connection {
         let feed = ChangeFeed {
             client: tooken_contract::Client::new(
@@ -385,6 +388,7 @@ pub async fn run(
             metrics: metrics.clone(),
             interval: settings.change_poll,
             refused: feed_refused.clone(),
+            own: own_rotations.clone(),
         };
         tokio::spawn(feed.run(changes));
     }
@@ -424,6 +428,7 @@ pub async fn run(
         failures: Mutex::default(),
         managed: Mutex::default(),
         feed_refused,
+        own_rotations,
         policies,
         policies_listed,
     });

@@ -129,6 +129,8 @@ impl TookenApi for Client {
 pub struct MeteredApi {
     pub client: Client,
     pub metrics: Arc<Metrics>,
+    /// Rotations made here, so the change feed does not take them for changes made outside.
+    pub own: Arc<crate::change_feed::OwnRotations>,
 }
 
 impl MeteredApi {
@@ -172,11 +174,14 @@ impl TookenApi for MeteredApi {
         request: &RotateTokenRequest,
         key: &str,
     ) -> Result<RotatedToken, ApiFailure> {
-        self.measure(
-            "rotate_token",
-            TookenApi::rotate_token(&self.client, id, request, key),
-        )
-        .await
+        let rotated = self
+            .measure(
+                "rotate_token",
+                TookenApi::rotate_token(&self.client, id, request, key),
+            )
+            .await?;
+        self.own.made(id, rotated.token.rotation);
+        Ok(rotated)
     }
 
     async fn revoke_token(&self, id: &str) -> Result<(), ApiFailure> {
