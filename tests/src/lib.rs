@@ -120,6 +120,61 @@ pub fn spawn(binary: &str, args: &[&str], envs: &[(&str, String)]) -> Running {
     )
 }
 
+/// `tooken-operator` watching only `namespace` (its Lease there too), on the default
+/// connection `base_url`/`api_key`, with `extra` environment.
+pub fn spawn_operator(
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+    base_url: &str,
+    api_key: &str,
+    extra: &[(&str, String)],
+) -> Running {
+    let mut envs = vec![
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("TOOKEN_API_URL", base_url.to_owned()),
+        ("TOOKEN_API_KEY", api_key.to_owned()),
+    ];
+    envs.extend(extra.iter().cloned());
+    spawn(
+        "tooken-operator",
+        &[
+            "--namespace",
+            namespace,
+            "--lease-namespace",
+            namespace,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &envs,
+    )
+}
+
+/// Waits until the Deployment `owner` has at least `count` ReplicaSets (one per pod template
+/// it has had), and returns how many.
+pub async fn pod_templates(
+    replica_sets: &kube::Api<k8s_openapi::api::apps::v1::ReplicaSet>,
+    owner: &str,
+    count: usize,
+) -> usize {
+    use kube::ResourceExt;
+    eventually(
+        &format!("{count} ReplicaSets of {owner}"),
+        std::time::Duration::from_secs(60),
+        || async {
+            let owned = replica_sets
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .filter(|rs| rs.owner_references().iter().any(|o| o.name == owner))
+                .count();
+            (owned >= count).then_some(owned)
+        },
+    )
+    .await
+}
+
 /// A unique, DNS-safe name for a test's namespace.
 pub fn unique_namespace(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

@@ -63,22 +63,7 @@ impl System {
             .json()
             .await
             .unwrap();
-        let operator = spawn(
-            "tooken-operator",
-            &[
-                "--namespace",
-                &ns,
-                "--lease-namespace",
-                &ns,
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            &[
-                ("KUBECONFIG", kubeconfig.display().to_string()),
-                ("TOOKEN_API_URL", base_url.clone()),
-                ("TOOKEN_API_KEY", api_key.clone()),
-            ],
-        );
+        let operator = crate::spawn_operator(&kubeconfig, &ns, &base_url, &api_key, &[]);
         let mut system = System {
             ns: ns.clone(),
             base_url,

@@ -7,9 +7,7 @@ use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tooken_e2e::{
-    client, eventually, install_crd, kubeconfig, spawn, start_api_server, temp_namespace,
-};
+use tooken_e2e::{client, eventually, install_crd, kubeconfig, start_api_server, temp_namespace};
 use tooken_operator::crd::TookenToken;
 
 async fn verify(base_url: &str, api_key: &str, token: &str) -> Value {
@@ -40,22 +38,12 @@ async fn tookentoken_lifecycle_issue_rotate_revoke() {
     let namespace = temp_namespace(&client, "tooken-op").await;
     let ns = namespace.name.clone();
     let (_server, base_url, api_key) = start_api_server(&[]).await;
-    let _operator = spawn(
-        "tooken-operator",
-        &[
-            "--namespace",
-            &ns,
-            "--lease-namespace",
-            &ns,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("TOOKEN_API_URL", base_url.clone()),
-            ("TOOKEN_API_KEY", api_key.clone()),
-            ("POD_NAME", "e2e-operator".into()),
-        ],
+    let _operator = tooken_e2e::spawn_operator(
+        &kubeconfig,
+        &ns,
+        &base_url,
+        &api_key,
+        &[("POD_NAME", "e2e-operator".into())],
     );
 
     let tokens: Api<TookenToken> = Api::namespaced(client.clone(), &ns);

@@ -8,36 +8,14 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tooken_e2e::{
-    Running, client, install_crd, is_ready, kubeconfig, secret_value, spawn, start_api_server,
-    temp_namespace, verify_token,
+    Running, client, install_crd, is_ready, kubeconfig, secret_value, spawn_operator,
+    start_api_server, temp_namespace, verify_token,
 };
 use tooken_operator::crd::TookenToken;
 
 const N: usize = 200;
 const KILLS: usize = 12;
 const WAIT: Duration = Duration::from_secs(240);
-
-fn operator(kubeconfig: &std::path::Path, ns: &str, base_url: &str, api_key: &str) -> Running {
-    spawn(
-        "tooken-operator",
-        &[
-            "--namespace",
-            ns,
-            "--lease-namespace",
-            ns,
-            "--listen",
-            "127.0.0.1:0",
-            // One identity for every run: a restarted pod keeps its name, and takes its Lease.
-            "--identity",
-            "crash-test",
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("TOOKEN_API_URL", base_url.to_owned()),
-            ("TOOKEN_API_KEY", api_key.to_owned()),
-        ],
-    )
-}
 
 /// Every token of the workspace (any status), by name.
 async fn tokens_by_name(base_url: &str, api_key: &str) -> HashMap<String, Vec<Value>> {
@@ -134,7 +112,16 @@ async fn kill_9_while_issuing_and_rotating_leaves_one_working_token_each() {
         .unwrap();
         tokens.create(&PostParams::default(), &tt).await.unwrap();
     }
-    let start = || operator(&path, &ns, &base_url, &api_key);
+    // One identity for every run: a restarted pod keeps its name, and takes its Lease.
+    let start = || {
+        spawn_operator(
+            &path,
+            &ns,
+            &base_url,
+            &api_key,
+            &[("POD_NAME", "crash-test".into())],
+        )
+    };
 
     crash_while(&tokens, start, is_ready, KILLS).await;
     // A create replayed after a crash has no secret to show again, so that token is rotated

@@ -4,12 +4,14 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
 use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign};
-use tooken_e2e::{client, eventually, free_port, kubeconfig, spawn, unique_namespace};
+use tooken_e2e::{
+    client, eventually, free_port, kubeconfig, pod_templates, spawn, unique_namespace,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -86,23 +88,7 @@ async fn scenario(
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
     // Each pod-template change is one new ReplicaSet (annotations on the Deployment bump its
     // generation too, so the generation is no measure of restarts).
-    let templates = |name: &'static str, count: usize| {
-        let replica_sets = replica_sets.clone();
-        eventually("the Deployment's ReplicaSets", WAIT, move || {
-            let replica_sets = replica_sets.clone();
-            async move {
-                let owned = replica_sets
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .iter()
-                    .filter(|rs| rs.owner_references().iter().any(|o| o.name == name))
-                    .count();
-                (owned >= count).then_some(owned)
-            }
-        })
-    };
+    let templates = |name: &'static str, count: usize| pod_templates(&replica_sets, name, count);
     assert_eq!(templates("web", 1).await, 1);
     assert_eq!(templates("bystander", 1).await, 1);
     let mut running = sidecar();

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -196,25 +196,8 @@ async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
     // Exactly one restart per rotation: one pod template (a ReplicaSet) for each rotation
     // after 0, besides the first. (The generation counts annotation changes too.)
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
-    let templates = eventually(
-        "a ReplicaSet per pod template",
-        Duration::from_secs(60),
-        || {
-            let replica_sets = replica_sets.clone();
-            async move {
-                let owned = replica_sets
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .iter()
-                    .filter(|rs| rs.owner_references().iter().any(|o| o.name == "backend"))
-                    .count();
-                (owned as i64 > rotation).then_some(owned as i64)
-            }
-        },
-    )
-    .await;
+    let templates =
+        tooken_e2e::pod_templates(&replica_sets, "backend", rotation as usize + 1).await as i64;
     assert_eq!(
         templates - 1,
         rotation,

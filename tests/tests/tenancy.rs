@@ -15,32 +15,13 @@ use std::time::Duration;
 use tooken_e2e::chart::{CHART, helm, service_account_kubeconfig};
 use tooken_e2e::{
     Running, TempNamespace, client, cluster_tool, eventually, install_crd, kubeconfig,
-    readme_blocks, ready_token_id, secret_value, spawn, start_api_server, temp_namespace,
+    readme_blocks, ready_token_id, secret_value, spawn_operator, start_api_server, temp_namespace,
     unique_namespace, verify_token,
 };
 use tooken_operator::crd::TookenToken;
 use tooken_operator::policy::TookenPolicy;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn operator(kubeconfig: &Path, ns: &str, base_url: &str, api_key: &str) -> Running {
-    spawn(
-        "tooken-operator",
-        &[
-            "--namespace",
-            ns,
-            "--lease-namespace",
-            ns,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.display().to_string()),
-            ("TOOKEN_API_URL", base_url.to_owned()),
-            ("TOOKEN_API_KEY", api_key.to_owned()),
-        ],
-    )
-}
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(cluster_tool("kubectl"))
@@ -257,7 +238,7 @@ async fn a_namespace_cannot_reach_another_namespaces_tokens_through_the_operator
     let (_server, base_url, api_key) = start_api_server(&[]).await;
     let _operators: Vec<Running> = [&dev, &prod, &bare]
         .iter()
-        .map(|ns| operator(&path, &ns.name, &base_url, &api_key))
+        .map(|ns| spawn_operator(&path, &ns.name, &base_url, &api_key, &[]))
         .collect();
 
     // Prod's token, made by its own team.
