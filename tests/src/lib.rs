@@ -175,6 +175,20 @@ pub async fn pod_templates(
     .await
 }
 
+/// The pod template's `kubectl.kubernetes.io/restartedAt`: set by each restart.
+pub fn restarted_at(deployment: &k8s_openapi::api::apps::v1::Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get("kubectl.kubernetes.io/restartedAt")
+        .cloned()
+}
+
 /// A unique, DNS-safe name for a test's namespace.
 pub fn unique_namespace(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

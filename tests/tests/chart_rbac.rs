@@ -224,15 +224,7 @@ async fn cluster_wide(client: &kube::Client, kubeconfig: &Path, base_url: &str, 
             let deployments = deployments.clone();
             async move {
                 let deployment = deployments.get("backend").await.ok()?;
-                deployment
-                    .spec
-                    .as_ref()?
-                    .template
-                    .metadata
-                    .as_ref()?
-                    .annotations
-                    .as_ref()?
-                    .get("kubectl.kubernetes.io/restartedAt")?;
+                tooken_e2e::restarted_at(&deployment)?;
                 deployment
                     .annotations()
                     .get("tooken.io/restarted-for-rotation")

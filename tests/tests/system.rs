@@ -17,19 +17,6 @@ use tooken_e2e::{
 };
 use tooken_operator::crd::TookenToken;
 
-fn restart_annotation(deployment: &Deployment) -> Option<String> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get("kubectl.kubernetes.io/restartedAt")
-        .cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
     let Some(kubeconfig) =
@@ -121,7 +108,7 @@ async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
     .await;
     let before = deployments.get("backend").await.unwrap();
     assert_eq!(
-        restart_annotation(&before),
+        tooken_e2e::restarted_at(&before),
         None,
         "issuing a token restarts nothing"
     );
@@ -163,7 +150,7 @@ async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
                     .get("backend")
                     .await
                     .ok()
-                    .filter(|d| restart_annotation(d).is_some())
+                    .filter(|d| tooken_e2e::restarted_at(d).is_some())
             }
         },
     )
@@ -204,7 +191,7 @@ async fn a_rotation_reaches_the_sidecar_and_restarts_the_deployment_once() {
         "{} restarts for {rotation} rotations",
         templates - 1
     );
-    assert!(restart_annotation(&restarted).is_some());
+    assert!(tooken_e2e::restarted_at(&restarted).is_some());
 
     // Delete: the token is revoked.
     tokens

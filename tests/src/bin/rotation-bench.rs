@@ -8,7 +8,7 @@
 //! Run: `TOOKEN_E2E_KUBECONFIG=… cargo run -p tooken-e2e --bin rotation-bench` (after
 //! `cargo build --workspace`).
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::json;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -30,19 +30,6 @@ async fn when<T, Fut: Future<Output = Option<T>>>(what: &str, mut check: impl Fn
 async fn secret_value(system: &System) -> Option<String> {
     let secret = system.secrets.get_opt("backend").await.ok()??;
     String::from_utf8(secret.data?.get("token")?.0.clone()).ok()
-}
-
-fn restarted_at(deployment: &Deployment) -> Option<String> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get("kubectl.kubernetes.io/restartedAt")
-        .cloned()
 }
 
 /// The name of `backend`'s newest ReplicaSet, once it is Ready with its one pod. (Not a count:
@@ -84,7 +71,7 @@ async fn main() {
     let (mut to_secret, mut to_patch, mut to_ready) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let before = secret_value(&system).await;
-        let restarted = restarted_at(&system.deployments.get("backend").await.unwrap());
+        let restarted = tooken_e2e::restarted_at(&system.deployments.get("backend").await.unwrap());
         let rotation = system.rotation_of_token(&token_id).await as u64;
         let started = Instant::now();
         system
@@ -100,7 +87,7 @@ async fn main() {
             .await;
         when("the restart patch", || async {
             let deployment = system.deployments.get("backend").await.ok()?;
-            (restarted_at(&deployment) != restarted).then_some(())
+            (tooken_e2e::restarted_at(&deployment) != restarted).then_some(())
         })
         .await;
         to_patch.push(started.elapsed());
