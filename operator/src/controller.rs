@@ -43,6 +43,9 @@ pub struct Settings {
 /// audit log. The bound on noticing a change made outside the operator there.
 pub const FALLBACK_CHECK: Duration = Duration::from_secs(60);
 
+/// How long a reconcile waits for the first list of TookenPolicies before refusing.
+const POLICY_LIST_WAIT: Duration = Duration::from_secs(10);
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -70,7 +73,12 @@ impl Context {
 
     /// What the policies allow this resource: which connection serves it, or why none may.
     async fn decide(&self, tt: &TookenToken) -> Result<Serve, ReconcileError> {
-        if !self.policies_listed.load(Ordering::Relaxed) {
+        // At start the first reconciles race the first list: give it a moment.
+        let listed = self.policies_listed.load(Ordering::Relaxed)
+            || tokio::time::timeout(POLICY_LIST_WAIT, self.policies.wait_until_ready())
+                .await
+                .is_ok_and(|ready| ready.is_ok());
+        if !listed {
             return Err(ReconcileError::PolicyUnavailable(
                 "is crds/tookenpolicies.tooken.io.yaml installed, and may the operator list them?"
                     .into(),
