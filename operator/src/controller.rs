@@ -60,9 +60,8 @@ pub struct Context {
     has_feed: bool,
     feed_refused: Arc<AtomicBool>,
     own_rotations: Arc<OwnRotations>,
+    /// Ready once the policies were listed: until then nothing is issued.
     policies: Store<TookenPolicy>,
-    /// Set once the policies were listed: until then nothing is issued.
-    policies_listed: Arc<AtomicBool>,
 }
 
 impl Context {
@@ -74,22 +73,16 @@ impl Context {
     /// What the policies allow this resource: which connection serves it, or why none may.
     async fn decide(&self, tt: &TookenToken) -> Result<Serve, ReconcileError> {
         // At start the first reconciles race the first list: give it a moment.
-        let listed = self.policies_listed.load(Ordering::Relaxed)
-            || tokio::time::timeout(POLICY_LIST_WAIT, self.policies.wait_until_ready())
-                .await
-                .is_ok_and(|ready| ready.is_ok());
+        let listed = tokio::time::timeout(POLICY_LIST_WAIT, self.policies.wait_until_ready())
+            .await
+            .is_ok_and(|ready| ready.is_ok());
         if !listed {
             return Err(ReconcileError::PolicyUnavailable(
                 "is crds/tookenpolicies.tooken.io.yaml installed, and may the operator list them?"
                     .into(),
             ));
         }
-        let policies: Vec<TookenPolicy> = self
-            .policies
-            .state()
-            .iter()
-            .map(|p| (**p).clone())
-            .collect();
+        let policies = self.policies.state();
         let namespace = tt.namespace().unwrap_or_default();
         let labels = if policy::uses_labels(&policies) {
             Api::<Namespace>::all(self.client.clone())
@@ -404,10 +397,10 @@ pub async fn run(
     let changed = changed.flat_map(move |change| futures::stream::iter(holders(&store, &change)));
 
     // TookenPolicies (cluster-scoped): a change looks at every resource again, since any may
-    // be allowed or refused by it now.
+    // be allowed or refused by it now. So does a relist after a lost watch, which may hide
+    // changes; the first list does not (every resource is reconciled at start anyway).
     let (policies, policies_writer) = reflector::store();
-    let policies_listed = Arc::new(AtomicBool::new(false));
-    let listed = policies_listed.clone();
+    let mut listed_before = false;
     let store = tokens_reader.clone();
     let policy_changes = watcher(
         Api::<TookenPolicy>::all(client.clone()),
@@ -416,12 +409,12 @@ pub async fn run(
     .default_backoff()
     .reflect(policies_writer)
     .filter_map(move |event| {
-        let first =
-            matches!(event, Ok(watcher::Event::InitDone)) && !listed.swap(true, Ordering::Relaxed);
+        let relisted = matches!(event, Ok(watcher::Event::InitDone))
+            && std::mem::replace(&mut listed_before, true);
         let changed = matches!(
             event,
             Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
-        ) || first;
+        ) || relisted;
         future::ready(changed.then(|| holders(&store, &Change::All)))
     })
     .flat_map(futures::stream::iter);
@@ -438,7 +431,6 @@ pub async fn run(
         feed_refused,
         own_rotations,
         policies,
-        policies_listed,
     });
     Controller::for_stream(tokens, tokens_reader)
         .owns_stream(secrets)

@@ -15,6 +15,7 @@ use crate::crd::{TokenScope, TookenTokenSpec};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 /// What one policy allows the namespaces it covers.
@@ -68,10 +69,10 @@ pub struct ConnectionRef {
 }
 
 /// Whether a policy's selector needs the namespace's labels.
-pub fn uses_labels(policies: &[TookenPolicy]) -> bool {
+pub fn uses_labels<P: Borrow<TookenPolicy>>(policies: &[P]) -> bool {
     policies
         .iter()
-        .any(|p| !p.spec.namespaces.match_labels.is_empty())
+        .any(|p| !p.borrow().spec.namespaces.match_labels.is_empty())
 }
 
 fn covers(policy: &TookenPolicy, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
@@ -97,8 +98,8 @@ pub enum Serve {
 
 /// Whether `spec` may be served in `namespace`, and by which connection; the refusal says which
 /// policy refused and why.
-pub fn decide(
-    policies: &[TookenPolicy],
+pub fn decide<P: Borrow<TookenPolicy>>(
+    policies: &[P],
     namespace: &str,
     labels: &BTreeMap<String, String>,
     spec: &TookenTokenSpec,
@@ -116,6 +117,7 @@ pub fn decide(
     }
     let mut covering: Vec<&TookenPolicy> = policies
         .iter()
+        .map(Borrow::borrow)
         .filter(|p| covers(p, namespace, labels))
         .collect();
     covering.sort_by_key(|p| p.metadata.name.clone());
@@ -197,7 +199,8 @@ mod tests {
     #[test]
     fn workspace_wide_scopes_are_never_served() {
         for scope in ["audit:read", "webhooks:read", "webhooks:write"] {
-            let refused = decide(&[], "dev", &labels(&[]), &spec(&[scope], false)).unwrap_err();
+            let refused = decide::<TookenPolicy>(&[], "dev", &labels(&[]), &spec(&[scope], false))
+                .unwrap_err();
             assert!(
                 refused.contains(scope) && refused.contains("whole workspace"),
                 "{refused}"

@@ -279,6 +279,16 @@ pub async fn start_api_server(extra_env: &[(&str, String)]) -> (Running, String,
 /// Registers a webhook endpoint for `token.rotated` at a sidecar listening on `port` of
 /// 127.0.0.1; returns its signing secret.
 pub async fn register_sidecar_webhook(base_url: &str, api_key: &str, port: u16) -> String {
+    let (_, secret) = register_sidecar_webhook_with_id(base_url, api_key, port).await;
+    secret
+}
+
+/// [`register_sidecar_webhook`], also returning the webhook's id: `(id, secret)`.
+pub async fn register_sidecar_webhook_with_id(
+    base_url: &str,
+    api_key: &str,
+    port: u16,
+) -> (String, String) {
     let webhook: serde_json::Value = reqwest::Client::new()
         .post(format!("{base_url}/v1/webhooks"))
         .bearer_auth(api_key)
@@ -292,10 +302,8 @@ pub async fn register_sidecar_webhook(base_url: &str, api_key: &str, port: u16) 
         .json()
         .await
         .expect("the webhook answer");
-    webhook["secret"]
-        .as_str()
-        .expect("webhook created")
-        .to_owned()
+    let field = |name: &str| webhook[name].as_str().expect("webhook created").to_owned();
+    (field("id"), field("secret"))
 }
 
 /// Deletes `name` from a drop guard: best effort, on a thread of its own, so it neither needs

@@ -50,26 +50,15 @@ impl System {
             start_api_server(&[("TOOKEN_WEBHOOK_RETRY_BASE_MS", "200".into())]).await;
         let http = reqwest::Client::new();
         let sidecar_port = free_port();
-        let webhook: Value = http
-            .post(format!("{base_url}/v1/webhooks"))
-            .bearer_auth(&api_key)
-            .json(
-                &json!({"url": format!("http://127.0.0.1:{sidecar_port}/webhooks/tooken"),
-                          "event_types": ["token.rotated"]}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (webhook_id, signing_secret) =
+            crate::register_sidecar_webhook_with_id(&base_url, &api_key, sidecar_port).await;
         let operator = crate::spawn_operator(&kubeconfig, &ns, &base_url, &api_key, &[]);
         let mut system = System {
             ns: ns.clone(),
             base_url,
             api_key,
-            webhook_id: webhook["id"].as_str().expect("webhook created").to_owned(),
-            signing_secret: webhook["secret"].as_str().expect("its secret").to_owned(),
+            webhook_id,
+            signing_secret,
             sidecar_port,
             kubeconfig,
             http,
