@@ -2,15 +2,16 @@
 //! `run_until_stopped` serves until the shutdown future resolves.
 
 use crate::delivery::{DeliverySettings, Worker};
-use crate::http_server;
+use crate::http::server;
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimit, RateLimiter};
-use crate::request_body::BodyLimits;
-use crate::route_table::RouteTable;
+use crate::http::request_body::BodyLimits;
+use crate::http::route_table::RouteTable;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
 use crate::webhook_targets::TargetPolicy;
-use crate::{maintenance, openapi, routes};
+use crate::http::{openapi, routes};
+use crate::maintenance;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub struct Application {
     usage_flush_interval: Duration,
     sweep_interval: Duration,
     delivery: DeliverySettings,
-    read_limits: http_server::ReadLimits,
+    read_limits: server::ReadLimits,
 }
 
 impl Application {
@@ -124,7 +125,7 @@ impl Application {
             usage_flush_interval: settings.usage_flush_interval,
             sweep_interval: settings.sweep_interval,
             delivery: settings.delivery.clone(),
-            read_limits: http_server::ReadLimits {
+            read_limits: server::ReadLimits {
                 header_timeout: settings.header_read_timeout,
                 body: BodyLimits {
                     max_bytes: settings.max_body_bytes,
@@ -155,7 +156,7 @@ impl Application {
             .expect("the webhook HTTP client builds");
         let deliveries = tokio::spawn(worker.run());
         tracing::info!(address = %self.listener.local_addr().expect("bound"), "listening");
-        http_server::serve(
+        server::serve(
             self.listener,
             routes::all(state.clone()),
             state.metrics.clone(),

@@ -1,7 +1,7 @@
 //! Who is calling: turning `Authorization: Bearer …` into a principal, and what it may do.
 
 use crate::confinement;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::credentials::{self, Credential};
 use crate::store::{Store, StoreError, members, now, sessions};
 use crate::usage::UsageRecorder;

@@ -259,7 +259,7 @@ pub async fn ensure_webhook(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(true)
 }
 

@@ -2,7 +2,7 @@
 //! whose name starts with it, and hands out nothing that reaches further. The operator confines
 //! each token it issues to `k8s:<namespace>/`, so one namespace never reaches another's tokens.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use tooken_contract::Scope;
 
 /// Whether `name` is inside the view of `prefix`; without a prefix everything is.

@@ -115,7 +115,7 @@ impl Worker {
     async fn release_leases(&self) -> Result<u64, StoreError> {
         let mut tx = self.store.begin_write().await?;
         let released = webhooks::release_all_leases(&mut tx).await?;
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
         Ok(released)
     }
 
@@ -139,7 +139,7 @@ impl Worker {
                     claimed.push(delivery);
                 }
             }
-            tx.commit_keeping_cache().await?;
+            tx.commit().await?;
         }
         let attempted = claimed.len();
         use futures::StreamExt;
@@ -237,7 +237,7 @@ impl Worker {
             )
             .await?;
         }
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
         let outcome = match status {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Pending => "retrying",

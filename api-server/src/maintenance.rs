@@ -4,8 +4,8 @@
 
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
-use crate::routes::accounts::FAILURE_WINDOW;
-use crate::routes::idempotency::RETENTION;
+use crate::http::routes::accounts::FAILURE_WINDOW;
+use crate::http::routes::idempotency::RETENTION;
 use crate::store::{
     StoreError, audit as audit_store, idempotency, now, sessions, signin_failures, tokens,
     webhooks, workspaces,
@@ -51,7 +51,7 @@ pub async fn sweep_once(state: &AppState) -> Result<(), StoreError> {
     let failures = signin_failures::purge_before(&mut tx, now - FAILURE_WINDOW).await?;
     let replays = idempotency::purge(&mut tx, now - RETENTION).await?;
     webhooks::promote_secrets(&mut tx, now).await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     if expired + purged + sessions + failures + replays > 0 {
         tracing::info!(expired, purged, sessions, failures, replays, "sweep done");
     }
@@ -89,7 +89,7 @@ async fn record_expired_tokens(state: &AppState) -> Result<u64, StoreError> {
             }
         }
         // Expiry is checked against the clock on every use; nothing cached changes here.
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
         if batch.len() < EXPIRY_BATCH as usize {
             return Ok(recorded);
         }
@@ -124,7 +124,7 @@ async fn enforce_audit_retention(state: &AppState) -> Result<u64, StoreError> {
             )
             .await?;
         }
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
         total += deleted;
     }
     Ok(total)

@@ -1,6 +1,6 @@
 //! Opaque list cursors: base64url of the last id on the page.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tooken_contract::page::{DEFAULT_LIMIT, MAX_LIMIT};

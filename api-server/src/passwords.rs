@@ -1,6 +1,6 @@
 //! Password hashing with argon2id, off the async threads (each hash takes tens of milliseconds).
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;

@@ -41,7 +41,7 @@ impl UsageRecorder {
                 credentials::record_last_used(&mut tx, *table, id, *at).await?;
             }
             // last_used_at is not part of any cached credential.
-            tx.commit_keeping_cache().await
+            tx.commit().await
         }
         .await;
         match result {

@@ -1,6 +1,6 @@
 //! Checks on request fields beyond what their types enforce.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use tooken_contract::Scope;
 use tooken_contract::labels::{self, Labels, MAX_LABELS};
 

@@ -1,6 +1,6 @@
 //! API key rows.
 
-use super::{StoreError, from_micros, to_micros};
+use super::{StoreError, WriteTx, from_micros, to_micros};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -135,12 +135,14 @@ pub async fn list(
 
 /// Gives the key a new secret; the old one stops matching at once.
 pub async fn regenerate(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     workspace_id: &str,
     id: &str,
     secret_hash: &str,
     prefix: &str,
 ) -> Result<bool, StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     let updated = sqlx::query(
         "UPDATE api_keys SET secret_hash = $1, prefix = $2 WHERE workspace_id = $3 AND id = $4",
     )
@@ -155,10 +157,12 @@ pub async fn regenerate(
 }
 
 pub async fn delete(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     workspace_id: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     let deleted = sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")
         .bind(workspace_id)
         .bind(id)

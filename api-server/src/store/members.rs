@@ -1,6 +1,6 @@
 //! Workspace members, their roles and invitations.
 
-use super::{StoreError, from_micros, to_micros};
+use super::{StoreError, WriteTx, from_micros, to_micros};
 use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -180,11 +180,13 @@ pub async fn list(
 }
 
 pub async fn set_role(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     workspace_id: &str,
     id: &str,
     role: Role,
 ) -> Result<(), StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
         .bind(role.as_str())
         .bind(workspace_id)
@@ -196,10 +198,12 @@ pub async fn set_role(
 
 /// Removes a member; their personal API keys go with them (ON DELETE CASCADE).
 pub async fn delete(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     workspace_id: &str,
     id: &str,
 ) -> Result<(), StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     sqlx::query("DELETE FROM members WHERE workspace_id = $1 AND id = $2")
         .bind(workspace_id)
         .bind(id)
@@ -222,11 +226,13 @@ pub async fn count_owners(conn: &mut AnyConnection, workspace_id: &str) -> Resul
 
 /// Makes `user_id` the member: accepting an invitation, or claiming a bootstrap Owner.
 pub async fn activate(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     id: &str,
     user_id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     let updated = sqlx::query(
         "UPDATE members SET status = 'active', user_id = $1, accepted_at = $2 \
          WHERE id = $3 AND (user_id IS NULL OR user_id = $1)",

@@ -80,28 +80,33 @@ pub struct WriteTx {
     credential_cache: Option<Arc<CredentialCache>>,
     outbox: Arc<Notify>,
     wakes_outbox: bool,
+    changes_credentials: bool,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
-    /// Commits and forgets every cached credential lookup, since the change may affect one.
+    /// Commits, then forgets the cached credential lookups if the transaction changed a
+    /// credential, so no replica-local copy outlives a revocation.
     pub async fn commit(self) -> Result<(), StoreError> {
-        let cache = self.credential_cache.clone();
-        self.commit_keeping_cache().await?;
+        let cache = self
+            .changes_credentials
+            .then_some(self.credential_cache)
+            .flatten();
+        let wake = self.wakes_outbox.then_some(self.outbox);
+        self.tx.commit().await?;
         if let Some(cache) = cache {
             cache.invalidate();
         }
-        Ok(())
-    }
-
-    /// Commits a change that alters no existing credential (a new token, a usage timestamp).
-    pub async fn commit_keeping_cache(self) -> Result<(), StoreError> {
-        let wake = self.wakes_outbox.then_some(self.outbox);
-        self.tx.commit().await?;
         if let Some(outbox) = wake {
             outbox.notify_one();
         }
         Ok(())
+    }
+
+    /// Called by every store function that changes what a credential lookup returns
+    /// (revocation, rotation, regeneration, deletion, a member's role or a workspace's slug).
+    pub fn mark_credentials_changed(&mut self) {
+        self.changes_credentials = true;
     }
 
     /// Asks the delivery worker to look at the outbox once this transaction commits.
@@ -210,6 +215,7 @@ impl Store {
             credential_cache: self.credential_cache.clone(),
             outbox: self.outbox.clone(),
             wakes_outbox: false,
+            changes_credentials: false,
             _writer: writer,
         })
     }

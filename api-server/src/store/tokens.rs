@@ -1,6 +1,6 @@
 //! Token rows and the secrets each token has had.
 
-use super::{StoreError, from_micros, to_micros};
+use super::{StoreError, WriteTx, from_micros, to_micros};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -226,7 +226,10 @@ pub struct Rotation<'a> {
 }
 
 /// Replaces the current secret. Returns false when the token changed since it was read.
-pub async fn rotate(conn: &mut AnyConnection, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
+pub async fn rotate(
+    tx: &mut WriteTx, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     let updated = sqlx::query(
         "UPDATE tokens SET rotation = rotation + 1, rotated_at = $1, prefix = $2, expires_at = $3 \
          WHERE workspace_id = $4 AND id = $5 AND rotation = $6 AND revoked_at IS NULL",
@@ -256,11 +259,13 @@ pub async fn rotate(conn: &mut AnyConnection, rotation: &Rotation<'_>) -> Result
 
 /// Marks the token revoked. Returns false if it was already revoked or does not exist.
 pub async fn revoke(
-    conn: &mut AnyConnection,
+    tx: &mut WriteTx,
     workspace_id: &str,
     id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     let updated = sqlx::query(
         "UPDATE tokens SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL",
     )

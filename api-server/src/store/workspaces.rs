@@ -1,6 +1,6 @@
 //! Workspace rows.
 
-use super::{StoreError, from_micros, to_micros};
+use super::{StoreError, WriteTx, from_micros, to_micros};
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -77,7 +77,10 @@ impl Workspace {
 }
 
 /// Writes every setting; a unique violation means the slug is taken.
-pub async fn update(conn: &mut AnyConnection, workspace: &Workspace) -> Result<(), StoreError> {
+pub async fn update(
+    tx: &mut WriteTx, workspace: &Workspace) -> Result<(), StoreError> {
+    tx.mark_credentials_changed();
+    let conn: &mut AnyConnection = tx;
     sqlx::query(
         "UPDATE workspaces SET name = $1, slug = $2, timezone = $3, default_token_expiry_days = $4, \
          audit_retention_days = $5 WHERE id = $6",

@@ -233,7 +233,7 @@ async fn the_dashboard_is_served_with_a_strict_policy(app: TestApp) {
 
     // Everything the first page can load stays under 200 KB.
     let mut total = html.len();
-    for name in tooken_api_server::dashboard::asset_names() {
+    for name in tooken_api_server::http::dashboard::asset_names() {
         let response = get(&app, &format!("/assets/{name}")).await;
         assert_eq!(response.status(), 200, "{name}");
         let content_type = response.headers()[CONTENT_TYPE]

@@ -4,7 +4,7 @@ use super::{caller, json_response, parse_json, parse_query, raw_body, raw_query,
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::pagination::{Cursor, page};
 use crate::store::members::{self, Member};
 use crate::store::{StoreError, WriteTx, new_id, now, workspaces};
@@ -146,7 +146,7 @@ pub async fn invite_member(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(json_response(StatusCode::CREATED, &member.to_api()))
 }
 

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
 use crate::confinement;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::metrics::VerifyLabels;
 use crate::pagination::{Cursor, page};
 use crate::store::credentials::{Credential, TokenCredential};
@@ -242,7 +242,7 @@ pub async fn create_token(
     idempotency
         .remember(&mut tx, &principal, StatusCode::CREATED, &issued)
         .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     tracing::info!(token_id = %row.id, "token created");
     issued.secret = Some(secret.into_exposed());
     Ok(json_response(StatusCode::CREATED, &issued))

@@ -10,7 +10,7 @@ use super::tokens::inspect;
 use super::{presented, raw_query, with_state};
 use crate::app::AppState;
 use crate::auth::{self, Presented};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use std::str::FromStr;
 use tooken_contract::downstream::{
     REQUIRED_SCOPES_HEADER, TOKEN_ID_HEADER, TOKEN_NAME_HEADER, TOKEN_SCOPES_HEADER,

@@ -1,6 +1,6 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
-use crate::routes::{
+use crate::http::routes::{
     accounts, api_keys, audit_logs, forward_auth, introspect, members, tokens, webhooks, workspaces,
 };
 use utoipa::openapi::request_body::RequestBody;
@@ -219,7 +219,7 @@ pub fn route_templates() -> Vec<(String, Vec<Method>)> {
     routes.extend(
         pages
             .into_iter()
-            .chain(crate::dashboard::PAGE_ROUTES)
+            .chain(crate::http::dashboard::PAGE_ROUTES)
             .map(|page| (page.to_owned(), vec![Method::GET])),
     );
     routes

@@ -28,24 +28,24 @@ pub const PAGE_ROUTES: [&str; 6] = [
     "/w/{slug}/{page}/{id}",
 ];
 
-const INDEX: &str = include_str!("../dashboard/index.html");
+const INDEX: &str = include_str!("../../dashboard/index.html");
 
 /// Every file under `/assets/`, with its content type.
 const ASSETS: [(&str, &str, &str); 11] = [
-    ("app.js", JS, include_str!("../dashboard/app.js")),
-    ("api.js", JS, include_str!("../dashboard/api.js")),
-    ("dom.js", JS, include_str!("../dashboard/dom.js")),
-    ("time.js", JS, include_str!("../dashboard/time.js")),
-    ("layout.js", JS, include_str!("../dashboard/layout.js")),
-    ("auth.js", JS, include_str!("../dashboard/auth.js")),
-    ("tokens.js", JS, include_str!("../dashboard/tokens.js")),
-    ("settings.js", JS, include_str!("../dashboard/settings.js")),
-    ("audit.js", JS, include_str!("../dashboard/audit.js")),
-    ("webhooks.js", JS, include_str!("../dashboard/webhooks.js")),
+    ("app.js", JS, include_str!("../../dashboard/app.js")),
+    ("api.js", JS, include_str!("../../dashboard/api.js")),
+    ("dom.js", JS, include_str!("../../dashboard/dom.js")),
+    ("time.js", JS, include_str!("../../dashboard/time.js")),
+    ("layout.js", JS, include_str!("../../dashboard/layout.js")),
+    ("auth.js", JS, include_str!("../../dashboard/auth.js")),
+    ("tokens.js", JS, include_str!("../../dashboard/tokens.js")),
+    ("settings.js", JS, include_str!("../../dashboard/settings.js")),
+    ("audit.js", JS, include_str!("../../dashboard/audit.js")),
+    ("webhooks.js", JS, include_str!("../../dashboard/webhooks.js")),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_str!("../dashboard/style.css"),
+        include_str!("../../dashboard/style.css"),
     ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";

@@ -5,7 +5,7 @@ use super::{caller, json_response, parse_json, parse_query, raw_body, raw_query,
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, PrincipalKind, hash_secret};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::pagination::{Cursor, page};
 use crate::store::api_keys::{self as key_store, ApiKeyRow};
 use crate::store::{StoreError, members, new_id, now};

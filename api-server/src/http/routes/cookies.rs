@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, header};

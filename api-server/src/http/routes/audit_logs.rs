@@ -4,7 +4,7 @@ use super::{caller, json_response, parse_query, raw_query, respond, v1};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::csv;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::pagination::{Cursor, page};
 use crate::store::audit::{self, Filter as AuditFilter};
 use crate::store::{Store, StoreError, workspaces};

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::{Principal, UserSession};
 use crate::bootstrap::{is_valid_slug, slugify};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::members::{self, Member};
 use crate::store::workspaces::{
     self, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_TOKEN_EXPIRY_DAYS, Workspace,
@@ -128,7 +128,7 @@ pub async fn create_workspace(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(json_response(StatusCode::CREATED, &workspace.to_api()))
 }
 

@@ -7,7 +7,7 @@ use super::{
 use crate::app::{AppState, SignupPolicy};
 use crate::audit::{self, Change, events};
 use crate::auth::{UserSession, csrf_token, hash_secret};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::passwords;
 use crate::store::members::{self, Member};
 use crate::store::users::{self, User};
@@ -261,7 +261,7 @@ pub async fn sign_in(
     let Some(user) = user.filter(|_| matches) else {
         let failed: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
         signin_failures::record(&mut tx, &failed, now()).await?;
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
         tracing::warn!(
             request_id = request_id.as_deref().unwrap_or_default(),
             "failed sign-in"
@@ -270,7 +270,7 @@ pub async fn sign_in(
     };
     signin_failures::clear(&mut tx, &email_key).await?;
     let session = start_session(&state, &mut tx, &user).await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(session_response(&state, StatusCode::OK, session, cookie))
 }
 
@@ -286,7 +286,7 @@ pub async fn sign_out(
 ) -> Result<Response, ApiError> {
     let mut tx = state.store.begin_write().await?;
     sessions::delete(&mut tx, &user.session_id).await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     let mut response = super::no_content();
     if user.csrf_token.is_some() {
         cookie.clear_session(&mut response);

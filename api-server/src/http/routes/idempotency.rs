@@ -3,7 +3,7 @@
 //! with `"secret": null` / `"key": null`) and the header `Idempotent-Replayed: true`.
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::idempotency::{self, Key, StoredResponse};
 use crate::store::{WriteTx, now};
 use jiff::SignedDuration;

@@ -4,7 +4,7 @@
 //! stays usable for the next request (keep-alive). When the body cannot be read to its end
 //! (too large to drain, too slow, broken), the answer says `Connection: close`.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! 405, and graceful shutdown.
 
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::request_body::{self, BodyLimits};
-use crate::route_table::RouteTable;
+use crate::http::request_body::{self, BodyLimits};
+use crate::http::route_table::RouteTable;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

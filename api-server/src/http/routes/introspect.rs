@@ -6,7 +6,7 @@ use super::tokens::inspect;
 use super::{authenticated_from, presented, raw_body, respond, v1, with_state};
 use crate::app::AppState;
 use crate::auth::{self, Principal};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;

@@ -15,7 +15,7 @@ pub mod workspaces;
 
 use crate::app::AppState;
 use crate::auth::{self, Principal};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
@@ -45,7 +45,7 @@ pub fn all(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(forward_auth::routes(state.clone()))
         .unify()
-        .or(crate::dashboard::routes())
+        .or(crate::http::dashboard::routes())
         .unify()
         .recover(move |rejection| recover(rejection, state.max_body_bytes))
         .unify()
@@ -172,13 +172,13 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 
 /// The request id the HTTP layer assigned.
 pub fn request_id() -> BoxedFilter<(Option<String>,)> {
-    warp::header::optional::<String>(crate::http_server::REQUEST_ID_HEADER).boxed()
+    warp::header::optional::<String>(crate::http::server::REQUEST_ID_HEADER).boxed()
 }
 
 /// The connection's peer address.
 pub fn client_addr() -> BoxedFilter<(Option<std::net::SocketAddr>,)> {
-    warp::ext::optional::<crate::http_server::ClientAddr>()
-        .map(|addr: Option<crate::http_server::ClientAddr>| addr.map(|a| a.0))
+    warp::ext::optional::<crate::http::server::ClientAddr>()
+        .map(|addr: Option<crate::http::server::ClientAddr>| addr.map(|a| a.0))
         .boxed()
 }
 
@@ -199,7 +199,7 @@ pub fn raw_body() -> BoxedFilter<(Bytes,)> {
 /// Parses a JSON body, naming the field at fault (`scopes[1]`) when it does not fit `T`.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Syntax first, so a value of the wrong shape is never reported as malformed JSON.
-    let value = crate::strict_json::from_slice(body)
+    let value = crate::http::strict_json::from_slice(body)
         .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::validation(

@@ -2,7 +2,7 @@
 
 use super::json_response;
 use crate::app::AppState;
-use crate::openapi::ApiDoc;
+use crate::http::openapi::ApiDoc;
 use std::time::Duration;
 use utoipa::OpenApi;
 use warp::Filter;

@@ -8,7 +8,7 @@ use super::{
 use crate::app::AppState;
 use crate::audit::{self, Change, events};
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::pagination::{Cursor, page};
 use crate::store::webhooks::{self as store, Endpoint};
 use crate::store::{StoreError, new_id, now};
@@ -221,7 +221,7 @@ pub async fn create_webhook(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     let secret = endpoint.secret.clone();
     Ok(json_response(
         StatusCode::CREATED,
@@ -334,7 +334,7 @@ pub async fn update_webhook(
             },
         )
         .await?;
-        tx.commit_keeping_cache().await?;
+        tx.commit().await?;
     }
     Ok(json_response(StatusCode::OK, &after.to_api()))
 }
@@ -367,7 +367,7 @@ pub async fn delete_webhook(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(super::no_content())
 }
 
@@ -421,7 +421,7 @@ pub async fn rotate_webhook_secret(
         },
     )
     .await?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(json_response(
         StatusCode::OK,
         &WebhookWithSecret {
@@ -501,6 +501,6 @@ pub async fn redeliver(
     let (queued, _) = store::get_delivery(&mut tx, &id, &new)
         .await?
         .ok_or(ApiError::NotFound("delivery"))?;
-    tx.commit_keeping_cache().await?;
+    tx.commit().await?;
     Ok(json_response(StatusCode::ACCEPTED, &queued))
 }

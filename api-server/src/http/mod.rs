@@ -1,0 +1,11 @@
+//! The HTTP layer: the server loop, the routes and their declarations, request parsing,
+//! replies and the error mapping. Nothing below this layer imports it.
+
+pub mod dashboard;
+pub mod error;
+pub mod openapi;
+pub mod request_body;
+pub mod route_table;
+pub mod routes;
+pub mod server;
+pub mod strict_json;
