@@ -6,11 +6,10 @@ use crate::http::server;
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::http::request_body::BodyLimits;
-use crate::http::route_table::RouteTable;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
 use crate::webhook_targets::TargetPolicy;
-use crate::http::{openapi, routes};
+use crate::http::routes;
 use crate::maintenance;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,15 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Who may create an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SignupPolicy {
-    /// Anyone who can reach the server.
-    Open,
-    /// Only emails with a pending invitation (or named by `bootstrap --owner-email`).
-    InviteOnly,
-    Disabled,
-}
+pub use crate::service::accounts::SignupPolicy;
 
 /// Generous enough for a service verifying every request it serves, small enough that one
 /// runaway client cannot starve the others.
@@ -93,6 +84,24 @@ pub struct AppState {
     pub webhook_targets: Arc<TargetPolicy>,
 }
 
+impl AppState {
+    pub fn account_rules(&self) -> crate::service::accounts::AccountRules {
+        crate::service::accounts::AccountRules {
+            signup: self.signup,
+            session_ttl: self.session_ttl,
+        }
+    }
+
+    /// What checking a presented token secret needs.
+    pub fn inspector(&self) -> crate::service::inspect::Inspector<'_> {
+        crate::service::inspect::Inspector {
+            store: &self.store,
+            usage: &self.usage,
+            metrics: &self.metrics,
+        }
+    }
+}
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -148,7 +157,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let state = self.state;
         let upkeep = tokio::spawn(maintenance::run(
-            state.clone(),
+            state.store.clone(),
+            state.usage.clone(),
             self.usage_flush_interval,
             self.sweep_interval,
         ));
@@ -156,11 +166,12 @@ impl Application {
             .expect("the webhook HTTP client builds");
         let deliveries = tokio::spawn(worker.run());
         tracing::info!(address = %self.listener.local_addr().expect("bound"), "listening");
+        let routes = routes::build(&state);
         server::serve(
             self.listener,
-            routes::all(state.clone()),
+            routes.filter,
             state.metrics.clone(),
-            Arc::new(RouteTable::new(openapi::route_templates())),
+            Arc::new(routes.table),
             self.read_limits,
             shutdown,
         )

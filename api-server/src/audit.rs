@@ -1,14 +1,14 @@
-//! Recording audit events in the transaction of the change they describe (SPEC §4), so an
+//! Audit events, recorded in the transaction of the change they describe, so an
 //! event exists exactly when its change does. The same call puts the event in the webhook
 //! outbox, so a webhook is sent exactly for the changes that happened.
 
-use crate::auth::Principal;
+use crate::auth::{Principal, UserSession};
 use crate::store::tokens::TokenRow;
 use crate::store::{StoreError, WriteTx, audit, new_id, now};
 use serde_json::{Value, json};
 use tooken_contract::audit::{Actor, ActorKind, AuditEvent};
 
-/// Event types, as seed 003 lists them (plus `workspace.created`, `member.joined`, `audit.purged`).
+/// Event types, as README "People, workspaces, members and the audit log" lists them.
 pub mod events {
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_ROTATED: &str = "token.rotated";
@@ -37,65 +37,66 @@ pub struct Change<'a> {
     pub data: Value,
 }
 
-/// Records a change made by `principal` in its workspace.
-pub async fn record(
-    tx: &mut WriteTx,
-    principal: &Principal,
-    change: Change<'_>,
-) -> Result<(), StoreError> {
-    write(
-        tx,
-        &principal.workspace_id,
-        principal.audit_actor(),
-        principal.request_id.clone(),
-        change,
-    )
-    .await
+/// Who made a change, as its audit event names it.
+pub struct Author {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+    /// The workspace the author acts in; `None` for a person outside any (creating one) and
+    /// for Tooken itself.
+    pub workspace_id: Option<String>,
 }
 
-/// Records a change made by Tooken itself (expiry sweep, retention).
-pub async fn record_system(
-    tx: &mut WriteTx,
-    workspace_id: &str,
-    change: Change<'_>,
-) -> Result<(), StoreError> {
-    let actor = Actor {
-        kind: ActorKind::System,
-        id: None,
-        label: Some("tooken".into()),
-    };
-    write(tx, workspace_id, actor, None, change).await
+impl Author {
+    pub fn of(principal: &Principal) -> Author {
+        Author {
+            actor: principal.audit_actor(),
+            request_id: principal.request_id.clone(),
+            workspace_id: Some(principal.workspace_id.clone()),
+        }
+    }
+
+    /// Tooken itself: the expiry sweep, retention, bootstrap.
+    pub fn system() -> Author {
+        Author {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: None,
+                label: Some("tooken".into()),
+            },
+            request_id: None,
+            workspace_id: None,
+        }
+    }
+
+    /// A signed-in person acting outside a workspace route (e.g. creating one).
+    pub fn user(user: &UserSession) -> Author {
+        Author {
+            actor: Actor {
+                kind: ActorKind::Session,
+                id: Some(user.user_id.clone()),
+                label: Some(user.email.clone()),
+            },
+            request_id: user.request_id.clone(),
+            workspace_id: None,
+        }
+    }
 }
 
-/// Records a change by a signed-in person acting outside a workspace route (e.g. creating one).
-pub async fn record_by_user(
+/// Records `change` in `workspace_id`, in the transaction that made it. Called by the unit
+/// of work only.
+pub(crate) async fn write(
     tx: &mut WriteTx,
     workspace_id: &str,
-    user: &crate::auth::UserSession,
-    change: Change<'_>,
-) -> Result<(), StoreError> {
-    let actor = Actor {
-        kind: ActorKind::Session,
-        id: Some(user.user_id.clone()),
-        label: Some(user.email.clone()),
-    };
-    write(tx, workspace_id, actor, user.request_id.clone(), change).await
-}
-
-async fn write(
-    tx: &mut WriteTx,
-    workspace_id: &str,
-    actor: Actor,
-    request_id: Option<String>,
+    author: &Author,
     change: Change<'_>,
 ) -> Result<(), StoreError> {
     let event = AuditEvent {
         id: new_id(),
         kind: change.event.to_owned(),
-        actor,
+        actor: author.actor.clone(),
         target_type: change.target_type.to_owned(),
         target_id: change.target_id.to_owned(),
-        request_id,
+        request_id: author.request_id.clone(),
         created_at: now(),
         data: change.data,
     };

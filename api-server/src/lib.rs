@@ -5,21 +5,18 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
-pub mod confinement;
 pub mod csv;
 pub mod delivery;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
-pub mod pagination;
-pub mod passwords;
 pub mod rate_limit;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod test_support;
 pub mod usage;
-pub mod validate;
 pub mod webhook_targets;
 
 /// reqwest and sqlx use rustls; exactly one crypto provider must be installed first.

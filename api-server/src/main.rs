@@ -77,7 +77,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let owner = args
             .bootstrap_owner_email
             .as_deref()
-            .map(|email| tooken_api_server::validate::email("email", email))
+            .map(|email| tooken_api_server::service::validate::email("email", email))
             .transpose()
             .map_err(|err| anyhow::anyhow!("TOOKEN_BOOTSTRAP_OWNER_EMAIL: {err}"))?;
         let owner = owner.as_deref();

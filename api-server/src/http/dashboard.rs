@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tooken_contract::Scope;
 use tooken_contract::webhooks::EVENT_TYPES;
-use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, StatusCode, header};
+use crate::http::endpoint::Endpoint;
+use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -18,14 +18,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
-/// The dashboard's paths as route templates for metrics; each answers with the same page.
-pub const PAGE_ROUTES: [&str; 6] = [
+/// The dashboard's paths; each answers with the same page, whose script routes on the path.
+pub const PAGE_ROUTES: [&str; 8] = [
     "/",
     "/sign-in",
     "/sign-up",
     "/workspaces/new",
+    "/w",
     "/w/{slug}/{page}",
     "/w/{slug}/{page}/{id}",
+    "/w/{path...}",
 ];
 
 const INDEX: &str = include_str!("../../dashboard/index.html");
@@ -132,7 +134,7 @@ fn index_page() -> File {
     File::new("text/html; charset=utf-8", Bytes::from(body))
 }
 
-pub fn routes() -> BoxedFilter<(Response,)> {
+pub fn endpoints() -> Vec<Endpoint> {
     let index = Arc::new(index_page());
     let assets: Arc<Vec<(&str, File)>> = Arc::new(
         ASSETS
@@ -146,34 +148,31 @@ pub fn routes() -> BoxedFilter<(Response,)> {
             .collect(),
     );
     let etag = || warp::header::optional::<String>("if-none-match");
-    let asset = warp::path!("assets" / String)
-        .and(warp::get())
-        .and(etag())
-        .and_then(move |name: String, if_none_match| {
-            let assets = assets.clone();
-            async move {
-                match assets.iter().find(|(file, _)| *file == name) {
-                    Some((_, file)) => Ok(file.reply(if_none_match)),
-                    None => Err(warp::reject::not_found()),
+    let get = || Some(vec![Method::GET]);
+    let asset = Endpoint::page("/assets/{file}", get(), |at| {
+        at.one()
+            .and(etag())
+            .and_then(move |name: String, if_none_match| {
+                let assets = assets.clone();
+                async move {
+                    match assets.iter().find(|(file, _)| *file == name) {
+                        Some((_, file)) => Ok(file.reply(if_none_match)),
+                        None => Err(warp::reject::not_found()),
+                    }
                 }
-            }
-        });
-    let page = warp::path::end()
-        .or(warp::path!("sign-in"))
-        .unify()
-        .or(warp::path!("sign-up"))
-        .unify()
-        .or(warp::path!("workspaces" / "new"))
-        .unify()
-        .or(warp::path("w")
-            .and(warp::path::tail())
-            .map(|_| ())
-            .untuple_one())
-        .unify()
-        .and(warp::get())
-        .and(etag())
-        .map(move |if_none_match| index.reply(if_none_match));
-    asset.or(page).unify().boxed()
+            })
+            .boxed()
+    });
+    let pages = PAGE_ROUTES.map(|template| {
+        let index = index.clone();
+        Endpoint::page(template, get(), |at| {
+            at.filter()
+                .and(etag())
+                .map(move |_, if_none_match| index.reply(if_none_match))
+                .boxed()
+        })
+    });
+    std::iter::once(asset).chain(pages).collect()
 }
 
 #[cfg(test)]

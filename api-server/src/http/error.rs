@@ -1,31 +1,24 @@
-//! Every failure a `/v1` request can meet, mapped to its status code and body in one place.
+//! Every failure a request can meet, mapped to its status code and body in one place: the
+//! domain's `service::Error`, and what only HTTP can get wrong (body, route, method, rate).
 
+use crate::service::Error;
 use crate::store::StoreError;
 use tooken_contract::ErrorBody;
-use tooken_contract::error::UNAUTHORIZED_MESSAGE;
 use warp::Reply;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{UNAUTHORIZED_MESSAGE}")]
-    Unauthorized,
-    #[error("email or password is incorrect")]
-    InvalidCredentials,
-    #[error("{0}")]
-    Forbidden(String),
+    /// What an operation refused or failed with.
+    #[error(transparent)]
+    Service(#[from] Error),
     #[error("this change needs the X-CSRF-Token header of the signed-in dashboard session")]
     CsrfRejected,
-    /// Also used for other workspaces' objects, so their existence never leaks.
-    #[error("{0} not found")]
-    NotFound(&'static str),
     #[error("no route matches this path")]
     RouteNotFound,
     #[error("method not allowed on this path")]
     MethodNotAllowed,
-    #[error("{message}")]
-    Validation { field: String, message: String },
     /// A malformed OAuth request (RFC 6749 §5.2 `invalid_request`).
     #[error("{message}")]
     InvalidRequest { field: String, message: String },
@@ -35,69 +28,54 @@ pub enum ApiError {
     PayloadTooLarge(u64),
     #[error("the request body did not arrive within {} ms", .0.as_millis())]
     RequestTimeout(std::time::Duration),
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_secs: u64,
-    },
-    #[error("the database is unavailable; retry shortly")]
-    Unavailable,
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
 }
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Conflict {
-            code,
-            message: message.into(),
-        }
+        ApiError::Service(Error::validation(field, message))
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::Service(err) => match err {
+                Error::Unauthorized | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
+                Error::Forbidden(_) => StatusCode::FORBIDDEN,
+                Error::NotFound(_) => StatusCode::NOT_FOUND,
+                Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                Error::Conflict { .. } => StatusCode::CONFLICT,
+                Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::CsrfRejected => StatusCode::FORBIDDEN,
+            ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidJson(_) | ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Service(err) => match err {
+                Error::Unauthorized => "unauthorized",
+                Error::InvalidCredentials => "invalid_credentials",
+                Error::Forbidden(_) => "forbidden",
+                Error::NotFound(_) => "not_found",
+                Error::Validation { .. } => "validation_failed",
+                Error::Conflict { code, .. } => code,
+                Error::RateLimited { .. } => "rate_limited",
+                Error::Unavailable => "unavailable",
+                Error::Internal(_) => "internal",
+            },
             ApiError::CsrfRejected => "csrf_failed",
-            ApiError::NotFound(_) => "not_found",
             ApiError::RouteNotFound => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Validation { .. } => "validation_failed",
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::Conflict { code, .. } => code,
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable => "unavailable",
-            ApiError::Internal(_) => "internal",
         }
     }
 
@@ -106,14 +84,15 @@ impl ApiError {
     }
 
     pub fn to_response(&self) -> Response {
-        if let ApiError::Internal(err) = self {
+        if let ApiError::Service(Error::Internal(err)) = self {
             tracing::error!(error = format!("{err:#}"), "request failed");
         }
         let body = ErrorBody {
             error: self.code().to_owned(),
             message: self.to_string(),
             field: match self {
-                ApiError::Validation { field, .. } | ApiError::InvalidRequest { field, .. }
+                ApiError::Service(Error::Validation { field, .. })
+                | ApiError::InvalidRequest { field, .. }
                     if !field.is_empty() =>
                 {
                     Some(field.clone())
@@ -125,15 +104,15 @@ impl ApiError {
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
         let headers = response.headers_mut();
         match self {
-            ApiError::Unauthorized => {
+            ApiError::Service(Error::Unauthorized) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable => {
+            ApiError::Service(Error::Unavailable) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::RateLimited {
+            ApiError::Service(Error::RateLimited {
                 retry_after_secs, ..
-            } => {
+            }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
@@ -144,12 +123,7 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
-        if err.is_unavailable() {
-            tracing::warn!(error = %err, "database unavailable");
-            ApiError::Unavailable
-        } else {
-            ApiError::Internal(err.into())
-        }
+        ApiError::Service(err.into())
     }
 }
 

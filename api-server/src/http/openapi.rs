@@ -1,59 +1,19 @@
 //! The OpenAPI document served at `/v1/openapi.json`.
 
-use crate::http::routes::{
-    accounts, api_keys, audit_logs, forward_auth, introspect, members, tokens, webhooks, workspaces,
-};
+use crate::http::endpoint::Endpoint;
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
-use warp::http::Method;
 
+/// The document's frame; its paths come from the endpoints (`document`).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Tooken API",
         description = "Scoped tokens and API keys. Authenticate with `Authorization: Bearer tok_live_…`."
     ),
-    paths(
-        tokens::create_token,
-        tokens::list_tokens,
-        tokens::get_token,
-        tokens::rotate_token,
-        tokens::revoke_token,
-        tokens::verify_token,
-        introspect::introspect,
-        forward_auth::forward_auth,
-        api_keys::create_api_key,
-        api_keys::list_api_keys,
-        api_keys::get_api_key,
-        api_keys::regenerate_api_key,
-        api_keys::delete_api_key,
-        accounts::sign_up,
-        accounts::sign_in,
-        accounts::sign_out,
-        accounts::who_am_i,
-        accounts::accept_invitation,
-        workspaces::create_workspace,
-        workspaces::get_workspace,
-        workspaces::update_workspace,
-        members::list_members,
-        members::invite_member,
-        members::update_member,
-        members::remove_member,
-        audit_logs::list_audit_logs,
-        audit_logs::export_audit_logs,
-        webhooks::create_webhook,
-        webhooks::list_webhooks,
-        webhooks::get_webhook,
-        webhooks::update_webhook,
-        webhooks::delete_webhook,
-        webhooks::rotate_webhook_secret,
-        webhooks::list_deliveries,
-        webhooks::redeliver,
-    ),
-    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "tokens", description = "Scoped credentials for downstream systems"),
         (name = "api-keys", description = "Credentials that manage the workspace"),
@@ -186,41 +146,23 @@ fn error_response(description: &str) -> RefOr<Response> {
     )
 }
 
-/// Every route template the server answers, with its methods: for metrics labels and the
-/// `Allow` header of a 405.
-pub fn route_templates() -> Vec<(String, Vec<Method>)> {
-    let mut routes: Vec<(String, Vec<Method>)> = ApiDoc::openapi()
-        .paths
-        .paths
-        .into_iter()
-        .map(|(template, item)| {
-            let methods = [
-                (Method::GET, item.get.is_some()),
-                (Method::POST, item.post.is_some()),
-                (Method::PUT, item.put.is_some()),
-                (Method::PATCH, item.patch.is_some()),
-                (Method::DELETE, item.delete.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(method, present)| present.then_some(method))
-            .collect();
-            (template, methods)
-        })
-        .collect();
-    let pages = [
-        // Envoy's ext_authz appends the client's path to forward-auth's.
-        "/v1/workspaces/{slug}/forward-auth/{path...}",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/v1/openapi.json",
-        "/assets/{file}",
-    ];
-    routes.extend(
-        pages
-            .into_iter()
-            .chain(crate::http::dashboard::PAGE_ROUTES)
-            .map(|page| (page.to_owned(), vec![Method::GET])),
-    );
-    routes
+/// The document of `endpoints`: each documented one's operation and schemas, then the
+/// security schemes and the error answers every operation can get.
+pub fn document(endpoints: &[Endpoint]) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for endpoint in endpoints {
+        let Some(documented) = &endpoint.documented else {
+            continue;
+        };
+        doc.paths.add_path_operation(
+            endpoint.template.as_string(),
+            documented.methods.clone(),
+            documented.operation.clone(),
+        );
+        components.schemas.extend(documented.schemas.iter().cloned());
+    }
+    BearerAuth.modify(&mut doc);
+    CommonResponses.modify(&mut doc);
+    doc
 }

@@ -1,32 +1,139 @@
-//! Maps a request path to its route template (`/v1/tokens/{id}`) for metrics and logs, so
-//! label values stay bounded whatever paths clients send.
+//! Route templates (`/v1/tokens/{id}`): matching a request path to one, for dispatch and for
+//! the bounded label values of metrics and logs, whatever paths clients send.
 
 use warp::http::{HeaderValue, Method};
+
+/// Where a template is served besides its own path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Also under `/v1/workspaces/{slug}/…`, which names the workspace.
+    Workspace,
+    /// Only at its own path.
+    Own,
+}
+
+/// One path template: literal segments, `{name}` for one segment, and a last `{name...}` for
+/// all the rest (possibly empty, after a slash).
+#[derive(Debug, Clone)]
+pub struct Template {
+    segments: Vec<String>,
+    reach: Reach,
+}
+
+/// What a path matched: the values of its `{…}` segments, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captures {
+    /// Whether the path came under `/v1/workspaces/{slug}` without the template naming it.
+    pub scoped: bool,
+    pub params: Vec<String>,
+}
+
+const WORKSPACE_PREFIX: [&str; 3] = ["v1", "workspaces", "{slug}"];
+
+impl Template {
+    pub fn new(template: &str, reach: Reach) -> Template {
+        Template {
+            segments: template
+                .trim_start_matches('/')
+                .split('/')
+                .map(str::to_owned)
+                .collect(),
+            reach,
+        }
+    }
+
+    pub fn as_string(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+
+    /// Whether `path` is this template's, and with what values.
+    pub fn captures(&self, path: &str) -> Option<Captures> {
+        let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if let Some(params) = self.fit(&full) {
+            return Some(Captures {
+                scoped: false,
+                params,
+            });
+        }
+        // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
+        let scopable = self.reach == Reach::Workspace
+            && full.len() > 3
+            && full[0] == "v1"
+            && full[1] == "workspaces";
+        if !scopable {
+            return None;
+        }
+        let mut unscoped = full;
+        unscoped.drain(1..3);
+        self.fit(&unscoped).map(|params| Captures {
+            scoped: true,
+            params,
+        })
+    }
+
+    fn fit(&self, segments: &[&str]) -> Option<Vec<String>> {
+        let rest_at = self
+            .segments
+            .last()
+            .filter(|last| last.ends_with("...}"))
+            .map(|_| self.segments.len() - 1);
+        let fits = match rest_at {
+            Some(at) => segments.len() > at,
+            None => self.segments.len() == segments.len(),
+        };
+        if !fits {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (i, template) in self.segments.iter().enumerate() {
+            if Some(i) == rest_at {
+                params.push(segments[i..].join("/"));
+                break;
+            }
+            let segment = segments[i];
+            if template.starts_with('{') {
+                if segment.is_empty() {
+                    return None;
+                }
+                params.push(segment.to_owned());
+            } else if template != segment {
+                return None;
+            }
+        }
+        Some(params)
+    }
+
+    /// How literal the template is: `/v1/tokens/verify` wins over `/v1/tokens/{id}`, and any
+    /// fixed-length template over one ending in `{name...}`.
+    fn specificity(&self) -> (usize, bool) {
+        let literal = self.segments.iter().filter(|t| !t.starts_with('{')).count();
+        let fixed = !self.segments.last().is_some_and(|last| last.ends_with("...}"));
+        (literal, fixed)
+    }
+
+    fn in_workspace(&self) -> bool {
+        self.segments.len() > 3 && self.segments[..3] == WORKSPACE_PREFIX
+    }
+}
 
 pub struct RouteTable {
     routes: Vec<Route>,
 }
 
 struct Route {
-    segments: Vec<String>,
+    template: Template,
     /// The `Allow` header of a 405 on this route: its methods, comma-separated.
     allow: HeaderValue,
 }
 
-const WORKSPACE_PREFIX: [&str; 3] = ["v1", "workspaces", "{slug}"];
-
 impl RouteTable {
     /// `routes`: each template with the methods it answers.
-    pub fn new<I: IntoIterator<Item = (String, Vec<Method>)>>(routes: I) -> RouteTable {
+    pub fn new<I: IntoIterator<Item = (Template, Vec<Method>)>>(routes: I) -> RouteTable {
         RouteTable {
             routes: routes
                 .into_iter()
                 .map(|(template, methods)| Route {
-                    segments: template
-                        .trim_start_matches('/')
-                        .split('/')
-                        .map(str::to_owned)
-                        .collect(),
+                    template,
                     allow: HeaderValue::from_str(
                         &methods
                             .iter()
@@ -40,87 +147,34 @@ impl RouteTable {
         }
     }
 
+    /// The label of `path`: its template, with `/v1/workspaces/{slug}` in front when the path
+    /// came under it.
     pub fn template_of(&self, path: &str) -> String {
-        let (scoped, matched) = self.find(path);
-        match matched {
-            Some(route) if route.in_workspace() => format!("/{}", route.segments.join("/")),
-            Some(route) => {
-                let rest = if scoped {
-                    &route.segments[1..]
-                } else {
-                    &route.segments[..]
-                };
-                let prefix: &[&str] = if scoped { &WORKSPACE_PREFIX } else { &[] };
-                let parts: Vec<&str> = prefix
-                    .iter()
-                    .copied()
-                    .chain(rest.iter().map(String::as_str))
-                    .collect();
-                format!("/{}", parts.join("/"))
+        match self.find(path) {
+            Some((route, captures)) if captures.scoped && !route.template.in_workspace() => {
+                let rest = &route.template.segments[1..];
+                format!(
+                    "/{}/{}",
+                    WORKSPACE_PREFIX.join("/"),
+                    rest.join("/")
+                )
             }
+            Some((route, _)) => route.template.as_string(),
             None => "unmatched".to_owned(),
         }
     }
 
     /// The methods `path` answers, as an `Allow` header value (RFC 9110 §15.5.6).
     pub fn allow(&self, path: &str) -> Option<&HeaderValue> {
-        self.find(path).1.map(|route| &route.allow)
+        self.find(path).map(|(route, _)| &route.allow)
     }
 
-    /// The route `path` belongs to, and whether it came under `/v1/workspaces/{slug}`.
-    fn find(&self, path: &str) -> (bool, Option<&Route>) {
-        let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut segments = full.clone();
-        // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
-        let scoped = segments.len() > 3 && segments[0] == "v1" && segments[1] == "workspaces";
-        if scoped {
-            segments.drain(1..3);
-        }
-        // The most literal match wins: `/v1/tokens/verify` over `/v1/tokens/{id}`. A route
-        // declared under `/v1/workspaces/{slug}` only is matched against the whole path.
-        let matched = self
-            .routes
+    /// The most literal route `path` belongs to.
+    fn find(&self, path: &str) -> Option<(&Route, Captures)> {
+        self.routes
             .iter()
-            .filter(|route| {
-                let segments = if route.in_workspace() {
-                    &full
-                } else {
-                    &segments
-                };
-                route.matches(segments)
-            })
-            .max_by_key(|route| {
-                route
-                    .segments
-                    .iter()
-                    .filter(|t| !t.starts_with('{'))
-                    .count()
-            });
-        (scoped, matched)
-    }
-}
-
-impl Route {
-    fn in_workspace(&self) -> bool {
-        self.segments.len() > 3 && self.segments[..3] == WORKSPACE_PREFIX
-    }
-
-    /// `{name}` matches one segment; a last `{name...}` matches all the rest (one or more).
-    fn matches(&self, segments: &[&str]) -> bool {
-        let rest_at = self
-            .segments
-            .last()
-            .filter(|last| last.ends_with("...}"))
-            .map(|_| self.segments.len() - 1);
-        let fits = match rest_at {
-            Some(at) => segments.len() > at,
-            None => self.segments.len() == segments.len(),
-        };
-        fits && self
-            .segments
-            .iter()
-            .zip(segments)
-            .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            .filter_map(|route| route.template.captures(path).map(|c| (route, c)))
+            .max_by_key(|(route, _)| route.template.specificity())
     }
 }
 
@@ -137,7 +191,7 @@ mod tests {
                 "/v1/tokens/verify",
                 "/healthz",
             ]
-            .map(|t| (t.to_owned(), vec![Method::GET])),
+            .map(|t| (Template::new(t, Reach::Workspace), vec![Method::GET])),
         );
         assert_eq!(table.template_of("/v1/tokens"), "/v1/tokens");
         assert_eq!(table.template_of("/v1/tokens/verify"), "/v1/tokens/verify");
@@ -152,7 +206,7 @@ mod tests {
                 "/v1/workspaces/{slug}/forward-auth",
                 "/v1/workspaces/{slug}/forward-auth/{path...}",
             ]
-            .map(|t| (t.to_owned(), vec![Method::GET])),
+            .map(|t| (Template::new(t, Reach::Workspace), vec![Method::GET])),
         );
         assert_eq!(
             table.template_of("/v1/workspaces/prod/forward-auth"),
@@ -167,10 +221,39 @@ mod tests {
     }
 
     #[test]
+    fn captures_name_the_values_and_respect_reach() {
+        let id = Template::new("/v1/tokens/{id}", Reach::Workspace);
+        assert_eq!(
+            id.captures("/v1/workspaces/prod/tokens/abc"),
+            Some(Captures {
+                scoped: true,
+                params: vec!["abc".into()]
+            })
+        );
+        assert_eq!(id.captures("/v1/tokens/"), None);
+        let own = Template::new("/v1/auth/me", Reach::Own);
+        assert!(own.captures("/v1/auth/me").is_some());
+        assert_eq!(own.captures("/v1/workspaces/prod/auth/me"), None);
+        let rest = Template::new("/v1/workspaces/{slug}/forward-auth/{path...}", Reach::Own);
+        assert_eq!(
+            rest.captures("/v1/workspaces/prod/forward-auth/api/orders/7")
+                .unwrap()
+                .params,
+            vec!["prod".to_owned(), "api/orders/7".to_owned()]
+        );
+        assert_eq!(
+            rest.captures("/v1/workspaces/prod/forward-auth/")
+                .unwrap()
+                .params[1],
+            ""
+        );
+    }
+
+    #[test]
     fn allow_lists_the_methods_of_the_matching_route() {
         let table = RouteTable::new([
-            ("/v1/tokens".to_owned(), vec![Method::GET, Method::POST]),
-            ("/v1/tokens/{id}/rotate".to_owned(), vec![Method::POST]),
+            (Template::new("/v1/tokens", Reach::Workspace), vec![Method::GET, Method::POST]),
+            (Template::new("/v1/tokens/{id}/rotate", Reach::Workspace), vec![Method::POST]),
         ]);
         assert_eq!(table.allow("/v1/tokens").unwrap(), "GET, POST");
         assert_eq!(

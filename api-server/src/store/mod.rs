@@ -20,6 +20,7 @@ use credentials::Credential;
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -197,6 +198,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A connection for reads outside a transaction.
+    pub async fn connection(&self) -> Result<PoolConnection<Any>, StoreError> {
+        Ok(self.pool.acquire().await?)
     }
 
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {

@@ -293,11 +293,10 @@ async fn personal_keys_act_with_their_members_role(app: TestApp) {
         .unwrap();
     expect_error(response, 404, "not_found").await;
 
-    // Removing a member (in a write transaction, as the server does) kills their keys at once.
+    // Removing a member (through the store, in a write transaction, as the server does) kills
+    // their keys at once.
     let mut tx = app.store().begin_write().await.unwrap();
-    sqlx::query("DELETE FROM members WHERE id = $1")
-        .bind(&admin_id)
-        .execute(&mut *tx)
+    members::delete(&mut tx, &app.workspace_id, &admin_id)
         .await
         .unwrap();
     tx.commit().await.unwrap();

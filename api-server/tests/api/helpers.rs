@@ -221,7 +221,7 @@ impl TestApp {
 
     /// Runs the background jobs once (expiry sweep, retention, clean-ups).
     pub async fn sweep(&self) {
-        tooken_api_server::maintenance::sweep_once(&self.state)
+        tooken_api_server::maintenance::sweep_once(&self.state.store)
             .await
             .expect("sweep");
     }

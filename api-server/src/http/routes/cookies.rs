@@ -1,7 +1,7 @@
 //! The dashboard's session cookie: set at sign-in or sign-up when asked, cleared at sign-out.
 
 use crate::app::AppState;
-use crate::auth::{self, SESSION_COOKIE};
+use crate::http::credentials::{self, SESSION_COOKIE};
 use crate::http::error::ApiError;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -23,7 +23,7 @@ impl CookieContext {
         if !requested {
             return Ok(None);
         }
-        if auth::is_cross_site(self.fetch_site.as_deref()) {
+        if credentials::is_cross_site(self.fetch_site.as_deref()) {
             return Err(ApiError::CsrfRejected);
         }
         Ok(Some(self))

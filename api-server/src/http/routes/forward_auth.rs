@@ -6,11 +6,14 @@
 //! No API key is involved, so there is no rate limit: the answer costs what a verify costs,
 //! and a gateway calls it on every request of every client.
 
-use super::tokens::inspect;
-use super::{presented, raw_query, with_state};
 use crate::app::AppState;
-use crate::auth::{self, Presented};
+use crate::http::credentials::{Presented, bearer};
+use crate::http::endpoint::{At, Endpoint};
 use crate::http::error::ApiError;
+use crate::http::extract::{presented, raw_query, with_state};
+use crate::http::reply::respond;
+use crate::http::route_table::Reach;
+use crate::service::Error;
 use std::str::FromStr;
 use tooken_contract::downstream::{
     REQUIRED_SCOPES_HEADER, TOKEN_ID_HEADER, TOKEN_NAME_HEADER, TOKEN_SCOPES_HEADER,
@@ -18,23 +21,41 @@ use tooken_contract::downstream::{
 use tooken_contract::tokens::VerifyReason;
 use tooken_contract::{ErrorBody, Scope};
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode};
-use warp::path::Tail;
 use warp::reply::Response;
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    // Any method, and any path after `forward-auth`: Envoy's ext_authz sends the client's
-    // method and appends the client's path to the one it is given.
-    warp::path!("v1" / "workspaces" / String / "forward-auth" / ..)
-        .and(warp::path::tail())
-        .and(with_state(state))
-        .and(presented())
-        .and(raw_query())
-        .and(warp::header::optional::<String>(REQUIRED_SCOPES_HEADER))
-        .then(forward_auth)
-        .map(super::respond)
-        .boxed()
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let handler = |at: At| {
+        at.two()
+            .and(with_state(state.clone()))
+            .and(presented())
+            .and(raw_query())
+            .and(warp::header::optional::<String>(REQUIRED_SCOPES_HEADER))
+            .then(forward_auth)
+            .map(respond)
+            .boxed()
+    };
+    vec![
+        // Any method: Envoy's ext_authz sends the client's method.
+        Endpoint::api_any_method::<__path_forward_auth>(Reach::Own, |at: At| {
+            at.one()
+                .map(|slug: String| (slug, String::new()))
+                .untuple_one()
+                .and(with_state(state.clone()))
+                .and(presented())
+                .and(raw_query())
+                .and(warp::header::optional::<String>(REQUIRED_SCOPES_HEADER))
+                .then(forward_auth)
+                .map(respond)
+                .boxed()
+        }),
+        // Envoy also appends the client's path to the one it is given.
+        Endpoint::page(
+            "/v1/workspaces/{slug}/forward-auth/{path...}",
+            None,
+            handler,
+        ),
+    ]
 }
 
 /// The scopes a request must hold: every `scope` in the query (unless the path goes on after
@@ -103,18 +124,17 @@ fn scope_list() -> String {
 )]
 pub async fn forward_auth(
     slug: String,
-    tail: Tail,
+    tail: String,
     state: AppState,
     presented: Presented,
     query: String,
     required_header: Option<String>,
 ) -> Result<Response, ApiError> {
-    let query = tail.as_str().is_empty().then_some(query.as_str());
+    let query = tail.is_empty().then_some(query.as_str());
     let required = required_scopes(query, required_header.as_deref())?;
     let secret =
-        auth::bearer(presented.authorization.as_deref()).map_err(|_| ApiError::Unauthorized)?;
-    let inspection = inspect(
-        &state,
+        bearer(presented.authorization.as_deref()).map_err(|_| Error::Unauthorized)?;
+    let inspection = state.inspector().inspect(
         secret.expose(),
         |token| token.workspace_slug == slug,
         &required,
@@ -133,12 +153,13 @@ pub async fn forward_auth(
             } else {
                 "scopes"
             };
-            return Err(ApiError::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "this token lacks the {} {noun}",
                 missing.join(", ")
-            )));
+            ))
+            .into());
         }
-        _ => return Err(ApiError::Unauthorized),
+        _ => return Err(Error::Unauthorized.into()),
     };
     let scopes: Vec<&str> = token.scopes.iter().map(|scope| scope.as_str()).collect();
     let mut response = warp::http::Response::builder()
@@ -197,10 +218,10 @@ mod tests {
             (None, Some("tokens:read nope"), REQUIRED_SCOPES_HEADER),
         ] {
             match required_scopes(query, header) {
-                Err(ApiError::Validation {
+                Err(ApiError::Service(Error::Validation {
                     field: got,
                     message,
-                }) => {
+                })) => {
                     assert_eq!(got, field);
                     // An unknown scope's message lists the real ones.
                     assert!(

@@ -1,22 +1,19 @@
-//! `Idempotency-Key` on POSTs. The first response is stored with its secret removed, in the
-//! same transaction as the change; a replay returns that stored response (status and body,
-//! with `"secret": null` / `"key": null`) and the header `Idempotent-Replayed: true`.
+//! `Idempotency-Key` on POSTs, as the HTTP layer reads it. The unit of work stores the first
+//! answer with its secret removed, in the change's transaction; a retry gets that answer
+//! (status and body, with `"secret": null` / `"key": null`) and `Idempotent-Replayed: true`.
 
 use crate::auth::Principal;
 use crate::http::error::ApiError;
-use crate::store::idempotency::{self, Key, StoredResponse};
-use crate::store::{WriteTx, now};
-use jiff::SignedDuration;
-use sha2::{Digest, Sha256};
+use crate::http::extract::raw_body;
+use crate::service::unit_of_work::{Retry, UnitOfWork};
+use crate::store::Store;
+use bytes::Bytes;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, StatusCode};
-use warp::reply::Response;
+use warp::http::StatusCode;
+use warp::path::FullPath;
 
-/// How long a key can be replayed.
-pub const RETENTION: SignedDuration = SignedDuration::from_hours(24);
 pub const HEADER: &str = "idempotency-key";
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The `Idempotency-Key` header as the OpenAPI document declares it (`params(KeyHeader)`).
 #[derive(utoipa::IntoParams)]
@@ -55,99 +52,38 @@ pub fn key() -> BoxedFilter<(Option<String>,)> {
         .boxed()
 }
 
-/// Identifies one request: a key reused for a different request is refused.
-pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(method.as_bytes());
-    hasher.update(b" ");
-    hasher.update(path.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body);
-    hex::encode(hasher.finalize())
+/// A POST that may carry an `Idempotency-Key`: the key, its path and its body.
+pub struct Retryable {
+    pub key: Option<String>,
+    pub path: FullPath,
+    pub body: Bytes,
 }
 
-pub struct Idempotency {
-    key: Option<String>,
-    fingerprint: String,
+/// The key, path and body of a POST.
+pub fn retryable() -> BoxedFilter<(Retryable,)> {
+    key()
+        .and(warp::path::full())
+        .and(raw_body())
+        .map(|key, path, body| Retryable { key, path, body })
+        .boxed()
 }
 
-impl Idempotency {
-    pub fn new(key: Option<String>, method: &str, path: &str, body: &[u8]) -> Idempotency {
-        Idempotency {
-            key,
-            fingerprint: fingerprint(method, path, body),
-        }
-    }
-
-    /// The stored response if this request was already answered.
-    pub async fn replay(
+impl Retryable {
+    /// The request's unit of work by `principal`, whose first answer goes out with `status`.
+    pub fn unit_of_work<'a>(
         &self,
-        tx: &mut WriteTx,
-        principal: &Principal,
-    ) -> Result<Option<Response>, ApiError> {
-        let Some(key) = &self.key else {
-            return Ok(None);
-        };
-        let key = store_key(principal, key);
-        let Some(stored) = idempotency::find(tx, &key, now() - RETENTION).await? else {
-            return Ok(None);
-        };
-        if stored.fingerprint != self.fingerprint {
-            return Err(ApiError::validation(
-                "Idempotency-Key",
-                "this Idempotency-Key was already used with a different request",
-            ));
-        }
-        let status = StatusCode::from_u16(stored.status_code)
-            .map_err(|err| ApiError::Internal(err.into()))?;
-        let mut response = warp::http::Response::new(stored.body.into());
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-        Ok(Some(response))
-    }
-
-    /// Stores the response (already stripped of secrets) in the caller's transaction.
-    pub async fn remember<T: serde::Serialize>(
-        &self,
-        tx: &mut WriteTx,
+        store: &'a Store,
         principal: &Principal,
         status: StatusCode,
-        redacted: &T,
-    ) -> Result<(), ApiError> {
-        let Some(key) = &self.key else { return Ok(()) };
-        let now = now();
-        let stored = StoredResponse {
-            fingerprint: self.fingerprint.clone(),
-            status_code: status.as_u16(),
-            body: serde_json::to_string(redacted).map_err(|err| ApiError::Internal(err.into()))?,
-        };
-        idempotency::insert(
-            tx,
-            &store_key(principal, key),
-            &stored,
-            now,
-            now - RETENTION,
-        )
-        .await
-        .map_err(|err| {
-            if err.is_unique_violation() {
-                ApiError::conflict(
-                    "idempotency_conflict",
-                    "a request with this Idempotency-Key is in progress; retry it shortly",
-                )
-            } else {
-                err.into()
-            }
-        })
-    }
-}
-
-fn store_key<'a>(principal: &'a Principal, key: &'a str) -> Key<'a> {
-    Key {
-        workspace_id: &principal.workspace_id,
-        principal_id: principal.credential_id(),
-        key,
+    ) -> UnitOfWork<'a> {
+        let retry = self.key.clone().map(|key| {
+            Retry::new(
+                principal,
+                key,
+                ("POST", self.path.as_str(), &self.body),
+                status.as_u16(),
+            )
+        });
+        UnitOfWork::by(store, principal, retry)
     }
 }

@@ -2,17 +2,20 @@
 //! services and gateways that speak it. The caller is a protected resource holding an API key,
 //! sent as a bearer credential or with HTTP Basic (RFC 7662 §2.1).
 
-use super::tokens::inspect;
-use super::{authenticated_from, presented, raw_body, respond, v1, with_state};
 use crate::app::AppState;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
+use crate::http::credentials::Presented;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
+use crate::http::extract::{authenticated_from, presented, raw_body, with_state};
+use crate::http::reply::respond;
+use crate::http::route_table::Reach;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use tooken_contract::downstream::{IntrospectionRequest, IntrospectionResponse};
 use tooken_contract::tokens::VerifyReason;
-use tooken_contract::{ErrorBody, Scope};
+use tooken_contract::ErrorBody;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -20,24 +23,26 @@ use warp::reply::Response;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    v1().and(warp::path!("oauth2" / "introspect"))
-        .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(authenticated_from(state, basic_or_bearer()))
-        .and(warp::header::optional::<String>("content-type"))
-        .and(raw_body())
-        .then(introspect)
-        .map(respond)
-        .boxed()
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let state = state.clone();
+    vec![Endpoint::api::<__path_introspect>(Reach::Workspace, |at| {
+        at.plain()
+            .and(with_state(state.clone()))
+            .and(authenticated_from(state, basic_or_bearer()))
+            .and(warp::header::optional::<String>("content-type"))
+            .and(raw_body())
+            .then(introspect)
+            .map(respond)
+            .boxed()
+    })]
 }
 
 /// The credential of `presented`, also taken from `Authorization: Basic`: the password, or
 /// the user name when the password is empty, is the API key. Basic that does not decode is
 /// kept as an empty value, which never authenticates.
-fn basic_or_bearer() -> BoxedFilter<(auth::Presented,)> {
+fn basic_or_bearer() -> BoxedFilter<(Presented,)> {
     presented()
-        .map(|mut presented: auth::Presented| {
+        .map(|mut presented: Presented| {
             if let Some(value) = &presented.authorization
                 && let Some((scheme, encoded)) = value.split_once(' ')
                 && scheme.eq_ignore_ascii_case("basic")
@@ -113,15 +118,8 @@ pub async fn introspect(
     content_type: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::TokensRead)?;
     let request = parse_form(content_type.as_deref(), &body)?;
-    let inspection = inspect(
-        &state,
-        &request.token,
-        |token| principal.may_inspect(token),
-        &[],
-    )
-    .await?;
+    let inspection = state.inspector().introspect(&principal, &request.token).await?;
     let answer = match inspection.token {
         Some(token) if inspection.reason == VerifyReason::Valid => {
             let exp = [token.expires_at, token.secret_valid_until]
@@ -147,7 +145,7 @@ pub async fn introspect(
         }
         _ => IntrospectionResponse::inactive(),
     };
-    let mut response = super::json_response(StatusCode::OK, &answer);
+    let mut response = crate::http::reply::json_response(StatusCode::OK, &answer);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

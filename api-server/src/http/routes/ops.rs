@@ -1,60 +1,58 @@
 //! Operational endpoints: `/healthz`, `/readyz`, `/metrics` and `/v1/openapi.json`.
 
-use super::json_response;
 use crate::app::AppState;
-use crate::http::openapi::ApiDoc;
+use crate::http::endpoint::Endpoint;
+use crate::http::reply::json_response;
 use std::time::Duration;
-use utoipa::OpenApi;
 use warp::Filter;
 use warp::Reply;
-use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})))
-        .boxed();
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let get = || Some(vec![Method::GET]);
     let ready_state = state.clone();
-    let readyz = warp::path!("readyz")
-        .and(warp::get())
-        .then(move || readyz(ready_state.clone()))
-        .boxed();
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .map(move || {
-            warp::reply::with_header(
-                state.metrics.render(),
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )
-            .into_response()
-        })
-        .boxed();
-    // Serialised once: warp's `or` clones filters per request, so nothing large is captured.
-    let document = bytes::Bytes::from(
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the document serialises"),
-    );
-    let openapi = warp::path!("v1" / "openapi.json")
-        .and(warp::get())
-        .map(move || {
-            warp::http::Response::builder()
-                .header("content-type", "application/json")
-                .body(document.clone().into())
-                .expect("a static response is valid")
-        })
-        .boxed();
-    healthz
-        .or(readyz)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(openapi)
-        .unify()
-        .boxed()
+    let metrics = state.metrics.clone();
+    vec![
+        Endpoint::page("/healthz", get(), |at| {
+            at.plain()
+                .map(|| json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+                .boxed()
+        }),
+        Endpoint::page("/readyz", get(), |at| {
+            at.plain()
+                .then(move || readyz(ready_state.clone()))
+                .boxed()
+        }),
+        Endpoint::page("/metrics", get(), |at| {
+            at.plain()
+                .map(move || {
+                    warp::reply::with_header(
+                        metrics.render(),
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )
+                    .into_response()
+                })
+                .boxed()
+        }),
+    ]
+}
+
+/// `/v1/openapi.json`, serialised once: warp's `or` clones filters per request, so nothing
+/// large is captured.
+pub fn document(document: &utoipa::openapi::OpenApi) -> Endpoint {
+    let body = bytes::Bytes::from(document.to_json().expect("the document serialises"));
+    Endpoint::page("/v1/openapi.json", Some(vec![Method::GET]), |at| {
+        at.plain()
+            .map(move || {
+                warp::http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(body.clone().into())
+                    .expect("a static response is valid")
+            })
+            .boxed()
+    })
 }
 
 /// Ready when the database answers within two seconds.

@@ -1,182 +1,92 @@
 //! `/v1/webhooks`: endpoints (create, list, get, update, delete, rotate the signing secret), their
 //! delivery log, and redelivery.
 
-use super::{
-    caller, json_response, parse_json, parse_json_or_default, parse_query, raw_body, raw_query,
-    respond, v1,
-};
 use crate::app::AppState;
-use crate::audit::{self, Change, events};
 use crate::auth::Principal;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
-use crate::pagination::{Cursor, page};
-use crate::store::webhooks::{self as store, Endpoint};
-use crate::store::{StoreError, new_id, now};
-use crate::webhook_targets::TargetPolicy;
+use crate::http::extract::{caller, raw_body, raw_query};
+use crate::http::parse::{parse_json, parse_json_or_default, parse_query};
+use crate::http::reply::{json_response, no_content, respond};
+use crate::http::route_table::Reach;
+use crate::service::unit_of_work::UnitOfWork;
+use crate::service::webhooks;
 use bytes::Bytes;
-use jiff::SignedDuration;
-use serde_json::json;
-use tooken_contract::credential::random_base62;
+use tooken_contract::ErrorBody;
 use tooken_contract::page::PageParams;
 use tooken_contract::webhooks::{
-    CreateWebhookRequest, Delivery, DeliveryList, EVENT_TYPES, RotateWebhookSecretRequest,
+    CreateWebhookRequest, Delivery, DeliveryList, RotateWebhookSecretRequest,
     UpdateWebhookRequest, Webhook, WebhookList, WebhookWithSecret,
 };
-use tooken_contract::{ErrorBody, Scope};
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-pub const MAX_SECRET_GRACE_SECONDS: u64 = 7 * 24 * 3600;
-pub const DEFAULT_SECRET_GRACE_SECONDS: u64 = 24 * 3600;
-
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let create = v1()
-        .and(warp::path!("webhooks"))
-        .and(warp::post())
-        .and(caller(state.clone()))
-        .and(raw_body())
-        .then(create_webhook)
-        .map(respond)
-        .boxed();
-    let list = v1()
-        .and(warp::path!("webhooks"))
-        .and(warp::get())
-        .and(caller(state.clone()))
-        .and(raw_query())
-        .then(list_webhooks)
-        .map(respond)
-        .boxed();
-    let get = v1()
-        .and(warp::path!("webhooks" / String))
-        .and(warp::get())
-        .and(caller(state.clone()))
-        .then(get_webhook)
-        .map(respond)
-        .boxed();
-    let update = v1()
-        .and(warp::path!("webhooks" / String))
-        .and(warp::patch())
-        .and(caller(state.clone()))
-        .and(raw_body())
-        .then(update_webhook)
-        .map(respond)
-        .boxed();
-    let delete = v1()
-        .and(warp::path!("webhooks" / String))
-        .and(warp::delete())
-        .and(caller(state.clone()))
-        .then(delete_webhook)
-        .map(respond)
-        .boxed();
-    let rotate = v1()
-        .and(warp::path!("webhooks" / String / "rotate-secret"))
-        .and(warp::post())
-        .and(caller(state.clone()))
-        .and(raw_body())
-        .then(rotate_webhook_secret)
-        .map(respond)
-        .boxed();
-    let deliveries = v1()
-        .and(warp::path!("webhooks" / String / "deliveries"))
-        .and(warp::get())
-        .and(caller(state.clone()))
-        .and(raw_query())
-        .then(list_deliveries)
-        .map(respond)
-        .boxed();
-    let redeliver = v1()
-        .and(warp::path!(
-            "webhooks" / String / "deliveries" / String / "redeliver"
-        ))
-        .and(warp::post())
-        .and(caller(state.clone()))
-        .then(redeliver)
-        .map(respond)
-        .boxed();
-    create
-        .or(list)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(rotate)
-        .unify()
-        .or(deliveries)
-        .unify()
-        .or(redeliver)
-        .unify()
-        .boxed()
-}
-
-fn new_secret() -> String {
-    format!("whsec_{}", random_base62(32))
-}
-
-fn check_url(targets: &TargetPolicy, url: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| ApiError::validation("url", format!("url {why}"));
-    if url.len() > 2048 {
-        return Err(invalid("must be at most 2048 characters"));
-    }
-    let parsed =
-        reqwest::Url::parse(url).map_err(|err| invalid(&format!("is not a URL: {err}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err(invalid("must be an http:// or https:// URL with a host"));
-    }
-    targets
-        .check_url(&parsed)
-        .map_err(|refused| ApiError::validation("url", refused.to_string()))?;
-    Ok(url.to_owned())
-}
-
-fn check_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
-    if types.is_empty() {
-        return Err(ApiError::validation(
-            "event_types",
-            "at least one event type is required",
-        ));
-    }
-    for (i, kind) in types.iter().enumerate() {
-        if !EVENT_TYPES.contains(&kind.as_str()) {
-            return Err(ApiError::validation(
-                format!("event_types[{i}]"),
-                format!(
-                    "unknown event type `{kind}`; expected one of {}",
-                    EVENT_TYPES.join(", ")
-                ),
-            ));
-        }
-    }
-    let mut types = types.to_vec();
-    types.sort();
-    types.dedup();
-    Ok(types)
-}
-
-fn check_description(description: Option<String>) -> Result<Option<String>, ApiError> {
-    match description {
-        Some(text) if text.chars().count() > 256 => Err(ApiError::validation(
-            "description",
-            "description must be at most 256 characters",
-        )),
-        other => Ok(other),
-    }
-}
-
-async fn endpoint(state: &AppState, principal: &Principal, id: &str) -> Result<Endpoint, ApiError> {
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    store::get_endpoint(&mut conn, &principal.workspace_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let caller = || caller(state.clone());
+    vec![
+        Endpoint::api::<__path_create_webhook>(Reach::Workspace, |at| {
+            at.plain()
+                .and(caller())
+                .and(raw_body())
+                .then(create_webhook)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_list_webhooks>(Reach::Workspace, |at| {
+            at.plain()
+                .and(caller())
+                .and(raw_query())
+                .then(list_webhooks)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_get_webhook>(Reach::Workspace, |at| {
+            at.one()
+                .and(caller())
+                .then(get_webhook)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_update_webhook>(Reach::Workspace, |at| {
+            at.one()
+                .and(caller())
+                .and(raw_body())
+                .then(update_webhook)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_delete_webhook>(Reach::Workspace, |at| {
+            at.one()
+                .and(caller())
+                .then(delete_webhook)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_rotate_webhook_secret>(Reach::Workspace, |at| {
+            at.one()
+                .and(caller())
+                .and(raw_body())
+                .then(rotate_webhook_secret)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_list_deliveries>(Reach::Workspace, |at| {
+            at.one()
+                .and(caller())
+                .and(raw_query())
+                .then(list_deliveries)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_redeliver>(Reach::Workspace, |at| {
+            at.two()
+                .and(caller())
+                .then(redeliver)
+                .map(respond)
+                .boxed()
+        }),
+    ]
 }
 
 #[utoipa::path(
@@ -193,43 +103,10 @@ pub async fn create_webhook(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksWrite)?;
     let request: CreateWebhookRequest = parse_json(&body)?;
-    let endpoint = Endpoint {
-        id: new_id(),
-        workspace_id: principal.workspace_id.clone(),
-        url: check_url(&state.webhook_targets, &request.url)?,
-        description: check_description(request.description)?,
-        event_types: check_event_types(&request.event_types)?,
-        enabled: request.enabled.unwrap_or(true),
-        disabled_reason: None,
-        secret: new_secret(),
-        pending_secret: None,
-        pending_secret_at: None,
-        created_at: now(),
-    };
-    let mut tx = state.store.begin_write().await?;
-    store::save_endpoint(&mut tx, &endpoint, true).await?;
-    audit::record(
-        &mut tx,
-        &principal,
-        Change {
-            event: events::WEBHOOK_CREATED,
-            target_type: "webhook",
-            target_id: &endpoint.id,
-            data: json!({"url": endpoint.url, "event_types": endpoint.event_types, "enabled": endpoint.enabled}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    let secret = endpoint.secret.clone();
-    Ok(json_response(
-        StatusCode::CREATED,
-        &WebhookWithSecret {
-            webhook: endpoint.to_api(),
-            secret,
-        },
-    ))
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    let created = webhooks::create(uow, &principal, &state.webhook_targets, request).await?;
+    Ok(json_response(StatusCode::CREATED, &created))
 }
 
 #[utoipa::path(
@@ -243,28 +120,9 @@ pub async fn list_webhooks(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksRead)?;
     let params: PageParams = parse_query(&query)?;
-    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    let mut rows = store::list_endpoints(
-        &mut conn,
-        &principal.workspace_id,
-        after.as_ref().map(Cursor::id),
-        limit + 1,
-    )
-    .await?;
-    let next_cursor = Cursor::next_page(&mut rows, limit, |e| &e.id);
-    let data: Vec<Webhook> = rows.iter().map(Endpoint::to_api).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &WebhookList { data, next_cursor },
-    ))
+    let list = webhooks::list(&state.store, &principal, params).await?;
+    Ok(json_response(StatusCode::OK, &list))
 }
 
 #[utoipa::path(
@@ -278,11 +136,8 @@ pub async fn get_webhook(
     state: AppState,
     principal: Principal,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksRead)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &endpoint(&state, &principal, &id).await?.to_api(),
-    ))
+    let webhook = webhooks::get(&state.store, &principal, &id).await?;
+    Ok(json_response(StatusCode::OK, &webhook))
 }
 
 #[utoipa::path(
@@ -298,45 +153,11 @@ pub async fn update_webhook(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksWrite)?;
     let request: UpdateWebhookRequest = parse_json(&body)?;
-    let mut tx = state.store.begin_write().await?;
-    let before = store::get_endpoint(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    let mut after = before.clone();
-    if let Some(url) = request.url {
-        after.url = check_url(&state.webhook_targets, &url)?;
-    }
-    if let Some(types) = request.event_types {
-        after.event_types = check_event_types(&types)?;
-    }
-    if request.description.is_some() {
-        after.description = check_description(request.description)?;
-    }
-    if let Some(enabled) = request.enabled {
-        after.enabled = enabled;
-        if enabled {
-            after.disabled_reason = None;
-        }
-    }
-    if after != before {
-        store::save_endpoint(&mut tx, &after, false).await?;
-        let changes = audit::diff(&json!(before.to_api()), &json!(after.to_api()));
-        audit::record(
-            &mut tx,
-            &principal,
-            Change {
-                event: events::WEBHOOK_UPDATED,
-                target_type: "webhook",
-                target_id: &id,
-                data: json!({ "changes": changes }),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-    }
-    Ok(json_response(StatusCode::OK, &after.to_api()))
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    let webhook =
+        webhooks::update(uow, &principal, &state.webhook_targets, &id, request).await?;
+    Ok(json_response(StatusCode::OK, &webhook))
 }
 
 #[utoipa::path(
@@ -350,25 +171,9 @@ pub async fn delete_webhook(
     state: AppState,
     principal: Principal,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksWrite)?;
-    let mut tx = state.store.begin_write().await?;
-    let endpoint = store::get_endpoint(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    store::delete_endpoint(&mut tx, &principal.workspace_id, &id).await?;
-    audit::record(
-        &mut tx,
-        &principal,
-        Change {
-            event: events::WEBHOOK_DELETED,
-            target_type: "webhook",
-            target_id: &id,
-            data: json!({"url": endpoint.url}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(super::no_content())
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    webhooks::delete(uow, &principal, &id).await?;
+    Ok(no_content())
 }
 
 #[utoipa::path(
@@ -387,48 +192,10 @@ pub async fn rotate_webhook_secret(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksWrite)?;
     let request: RotateWebhookSecretRequest = parse_json_or_default(&body)?;
-    let grace = request
-        .grace_period_seconds
-        .unwrap_or(DEFAULT_SECRET_GRACE_SECONDS);
-    if grace > MAX_SECRET_GRACE_SECONDS {
-        return Err(ApiError::validation(
-            "grace_period_seconds",
-            format!("grace_period_seconds must be 0 to {MAX_SECRET_GRACE_SECONDS}"),
-        ));
-    }
-    let mut tx = state.store.begin_write().await?;
-    let mut endpoint = store::get_endpoint(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    let now = now();
-    // A rotation already in its grace period is finished first, so at most two secrets exist.
-    endpoint.secret = endpoint.signing_secret(now).to_owned();
-    let secret = new_secret();
-    let rotates_at = now + SignedDuration::from_secs(grace as i64);
-    endpoint.pending_secret = Some(secret.clone());
-    endpoint.pending_secret_at = Some(rotates_at);
-    store::save_endpoint(&mut tx, &endpoint, false).await?;
-    audit::record(
-        &mut tx,
-        &principal,
-        Change {
-            event: events::WEBHOOK_UPDATED,
-            target_type: "webhook",
-            target_id: &id,
-            data: json!({"secret_rotated": true, "secret_rotates_at": rotates_at}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &WebhookWithSecret {
-            webhook: endpoint.to_api(),
-            secret,
-        },
-    ))
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    let rotated = webhooks::rotate_secret(uow, &principal, &id, request).await?;
+    Ok(json_response(StatusCode::OK, &rotated))
 }
 
 #[utoipa::path(
@@ -443,26 +210,9 @@ pub async fn list_deliveries(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksRead)?;
     let params: PageParams = parse_query(&query)?;
-    let (limit, after) = page(params.limit, params.cursor.as_deref())?;
-    endpoint(&state, &principal, &id).await?;
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    let mut rows =
-        store::list_deliveries(&mut conn, &id, after.as_ref().map(Cursor::id), limit + 1).await?;
-    let next_cursor = Cursor::next_page(&mut rows, limit, |d| &d.id);
-    Ok(json_response(
-        StatusCode::OK,
-        &DeliveryList {
-            data: rows,
-            next_cursor,
-        },
-    ))
+    let list = webhooks::list_deliveries(&state.store, &principal, &id, params).await?;
+    Ok(json_response(StatusCode::OK, &list))
 }
 
 #[utoipa::path(
@@ -481,26 +231,7 @@ pub async fn redeliver(
     state: AppState,
     principal: Principal,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::WebhooksWrite)?;
-    let mut tx = state.store.begin_write().await?;
-    let endpoint = store::get_endpoint(&mut tx, &principal.workspace_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    if !endpoint.enabled {
-        return Err(ApiError::conflict(
-            "webhook_disabled",
-            "enable the webhook before redelivering",
-        ));
-    }
-    let (original, ordering_key) = store::get_delivery(&mut tx, &id, &delivery_id)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
-    let new = new_id();
-    store::insert_delivery(&mut tx, &new, &original.event_id, &id, &ordering_key, now()).await?;
-    tx.wake_outbox_on_commit();
-    let (queued, _) = store::get_delivery(&mut tx, &id, &new)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
-    tx.commit().await?;
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    let queued = webhooks::redeliver(uow, &principal, &id, &delivery_id).await?;
     Ok(json_response(StatusCode::ACCEPTED, &queued))
 }

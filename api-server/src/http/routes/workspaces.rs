@@ -1,70 +1,47 @@
 //! `POST /v1/workspaces` (a signed-in person creates one and is its Owner) and
 //! `GET`/`PATCH /v1/workspace` (the settings of the workspace addressed).
 
-use super::{caller, json_response, parse_json, raw_body, respond, signed_in, v1, with_state};
 use crate::app::AppState;
-use crate::audit::{self, Change, events};
 use crate::auth::{Principal, UserSession};
-use crate::bootstrap::{is_valid_slug, slugify};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
-use crate::store::members::{self, Member};
-use crate::store::workspaces::{
-    self, DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_TOKEN_EXPIRY_DAYS, Workspace,
-};
-use crate::store::{StoreError, new_id, now};
-use crate::validate;
+use crate::http::extract::{caller, raw_body, signed_in, with_state};
+use crate::http::parse::parse_json;
+use crate::http::reply::{json_response, respond};
+use crate::http::route_table::Reach;
+use crate::service::unit_of_work::UnitOfWork;
+use crate::service::workspaces;
 use bytes::Bytes;
-use serde_json::json;
 use tooken_contract::ErrorBody;
-use tooken_contract::members::{MemberStatus, Role};
 use tooken_contract::workspaces::{CreateWorkspaceRequest, UpdateWorkspaceRequest};
 use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-pub const MAX_DAYS: i64 = 365;
-
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let create = warp::path!("v1" / "workspaces")
-        .and(warp::post())
-        .and(with_state(state.clone()))
-        .and(signed_in(state.clone()))
-        .and(raw_body())
-        .then(create_workspace)
-        .map(respond)
-        .boxed();
-    let get = v1()
-        .and(warp::path!("workspace"))
-        .and(warp::get())
-        .and(caller(state.clone()))
-        .then(get_workspace)
-        .map(respond)
-        .boxed();
-    let update = v1()
-        .and(warp::path!("workspace"))
-        .and(warp::patch())
-        .and(caller(state.clone()))
-        .and(raw_body())
-        .then(update_workspace)
-        .map(respond)
-        .boxed();
-    create.or(get).unify().or(update).unify().boxed()
-}
-
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict("slug_taken", format!("the slug `{slug}` is already in use"))
-}
-
-fn check_slug(slug: &str) -> Result<(), ApiError> {
-    if is_valid_slug(slug) {
-        Ok(())
-    } else {
-        Err(ApiError::validation(
-            "slug",
-            "slug must be 1-63 lowercase letters, digits and inner hyphens",
-        ))
-    }
+pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
+    let caller = || caller(state.clone());
+    vec![
+        Endpoint::api::<__path_create_workspace>(Reach::Own, |at| {
+            at.plain()
+                .and(with_state(state.clone()))
+                .and(signed_in(state.clone()))
+                .and(raw_body())
+                .then(create_workspace)
+                .map(respond)
+                .boxed()
+        }),
+        Endpoint::api::<__path_get_workspace>(Reach::Workspace, |at| {
+            at.plain().and(caller()).then(get_workspace).map(respond).boxed()
+        }),
+        Endpoint::api::<__path_update_workspace>(Reach::Workspace, |at| {
+            at.plain()
+                .and(caller())
+                .and(raw_body())
+                .then(update_workspace)
+                .map(respond)
+                .boxed()
+        }),
+    ]
 }
 
 #[utoipa::path(
@@ -83,52 +60,7 @@ pub async fn create_workspace(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateWorkspaceRequest = parse_json(&body)?;
-    let name = validate::name("name", &request.name)?;
-    let slug = request.slug.unwrap_or_else(|| slugify(&name));
-    check_slug(&slug)?;
-    let now = now();
-    let workspace = Workspace {
-        id: new_id(),
-        name,
-        slug: slug.clone(),
-        timezone: "UTC".into(),
-        default_token_expiry_days: Some(DEFAULT_TOKEN_EXPIRY_DAYS),
-        audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
-        created_at: now,
-    };
-    let mut tx = state.store.begin_write().await?;
-    workspaces::insert(&mut tx, &workspace)
-        .await
-        .map_err(|err| {
-            if err.is_unique_violation() {
-                slug_taken(&slug)
-            } else {
-                err.into()
-            }
-        })?;
-    let owner = Member {
-        id: new_id(),
-        workspace_id: workspace.id.clone(),
-        email: user.email.clone(),
-        role: Role::Owner,
-        status: MemberStatus::Active,
-        user_id: Some(user.user_id.clone()),
-        created_at: now,
-    };
-    members::insert(&mut tx, &owner).await?;
-    audit::record_by_user(
-        &mut tx,
-        &workspace.id,
-        &user,
-        Change {
-            event: events::WORKSPACE_CREATED,
-            target_type: "workspace",
-            target_id: &workspace.id,
-            data: json!({"name": workspace.name, "slug": workspace.slug}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let workspace = workspaces::create(&state.store, &user, request).await?;
     Ok(json_response(StatusCode::CREATED, &workspace.to_api()))
 }
 
@@ -141,56 +73,8 @@ pub async fn create_workspace(
     security(("bearer" = []))
 )]
 pub async fn get_workspace(state: AppState, principal: Principal) -> Result<Response, ApiError> {
-    principal.require_unconfined("workspace settings")?;
-    let mut conn = state
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    let workspace = workspaces::get(&mut conn, &principal.workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
+    let workspace = workspaces::get(&state.store, &principal).await?;
     Ok(json_response(StatusCode::OK, &workspace.to_api()))
-}
-
-/// Applies a settings change, validating each field named.
-fn apply(workspace: &mut Workspace, request: UpdateWorkspaceRequest) -> Result<(), ApiError> {
-    if let Some(name) = request.name {
-        workspace.name = validate::name("name", &name)?;
-    }
-    if let Some(slug) = request.slug {
-        check_slug(&slug)?;
-        workspace.slug = slug;
-    }
-    if let Some(timezone) = request.timezone {
-        jiff::tz::TimeZone::get(&timezone).map_err(|_| {
-            ApiError::validation(
-                "timezone",
-                format!("`{timezone}` is not an IANA time zone such as Europe/Berlin"),
-            )
-        })?;
-        workspace.timezone = timezone;
-    }
-    if let Some(days) = request.default_token_expiry_days {
-        if days.is_some_and(|days| !(1..=MAX_DAYS).contains(&days)) {
-            return Err(ApiError::validation(
-                "default_token_expiry_days",
-                format!("default_token_expiry_days must be 1 to {MAX_DAYS}, or null for never"),
-            ));
-        }
-        workspace.default_token_expiry_days = days;
-    }
-    if let Some(days) = request.audit_retention_days {
-        if !(1..=MAX_DAYS).contains(&days) {
-            return Err(ApiError::validation(
-                "audit_retention_days",
-                format!("audit_retention_days must be 1 to {MAX_DAYS}"),
-            ));
-        }
-        workspace.audit_retention_days = days;
-    }
-    Ok(())
 }
 
 #[utoipa::path(
@@ -208,37 +92,8 @@ pub async fn update_workspace(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    principal.require_settings()?;
     let request: UpdateWorkspaceRequest = parse_json(&body)?;
-    let mut tx = state.store.begin_write().await?;
-    let before = workspaces::get(&mut tx, &principal.workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
-    let mut after = before.clone();
-    apply(&mut after, request)?;
-    if after == before {
-        return Ok(json_response(StatusCode::OK, &after.to_api()));
-    }
-    workspaces::update(&mut tx, &after).await.map_err(|err| {
-        if err.is_unique_violation() {
-            slug_taken(&after.slug)
-        } else {
-            err.into()
-        }
-    })?;
-    let changes = audit::diff(&json!(before.to_api()), &json!(after.to_api()));
-    audit::record(
-        &mut tx,
-        &principal,
-        Change {
-            event: events::SETTINGS_CHANGED,
-            target_type: "workspace",
-            target_id: &after.id,
-            data: json!({ "changes": changes }),
-        },
-    )
-    .await?;
-    // A new slug changes which paths reach this workspace, so cached lookups go.
-    tx.commit().await?;
-    Ok(json_response(StatusCode::OK, &after.to_api()))
+    let uow = UnitOfWork::by(&state.store, &principal, None);
+    let workspace = workspaces::update(uow, &principal, request).await?;
+    Ok(json_response(StatusCode::OK, &workspace.to_api()))
 }

@@ -1,6 +1,6 @@
 //! Opaque list cursors: base64url of the last id on the page.
 
-use crate::http::error::ApiError;
+use crate::service::Error;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tooken_contract::page::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -8,8 +8,8 @@ use tooken_contract::page::{DEFAULT_LIMIT, MAX_LIMIT};
 pub struct Cursor(String);
 
 impl Cursor {
-    pub fn decode(raw: &str) -> Result<Cursor, ApiError> {
-        let invalid = || ApiError::validation("cursor", "cursor is not one this API returned");
+    pub fn decode(raw: &str) -> Result<Cursor, Error> {
+        let invalid = || Error::validation("cursor", "cursor is not one this API returned");
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let id = String::from_utf8(bytes).map_err(|_| invalid())?;
         uuid::Uuid::parse_str(&id).map_err(|_| invalid())?;
@@ -36,15 +36,15 @@ impl Cursor {
 }
 
 /// The limit and cursor of a list request, checked.
-pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<Cursor>), ApiError> {
+pub fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<Cursor>), Error> {
     Ok((page_limit(limit)?, cursor.map(Cursor::decode).transpose()?))
 }
 
-pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+pub fn page_limit(limit: Option<u32>) -> Result<u32, Error> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        Some(_) => Err(ApiError::validation(
+        Some(_) => Err(Error::validation(
             "limit",
             format!("limit must be between 1 and {MAX_LIMIT}"),
         )),

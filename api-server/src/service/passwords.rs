@@ -1,6 +1,6 @@
 //! Password hashing with argon2id, off the async threads (each hash takes tens of milliseconds).
 
-use crate::http::error::ApiError;
+use crate::service::Error;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;
@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 pub const MIN_LEN: usize = 10;
 pub const MAX_LEN: usize = 256;
 
-pub fn validate(password: &str) -> Result<(), ApiError> {
+pub fn validate(password: &str) -> Result<(), Error> {
     let len = password.chars().count();
     if (MIN_LEN..=MAX_LEN).contains(&len) {
         Ok(())
     } else {
-        Err(ApiError::validation(
+        Err(Error::validation(
             "password",
             format!("password must be {MIN_LEN} to {MAX_LEN} characters"),
         ))
@@ -21,15 +21,15 @@ pub fn validate(password: &str) -> Result<(), ApiError> {
 }
 
 /// A PHC string (`$argon2id$v=19$…`) with a random salt.
-pub async fn hash(password: String) -> Result<String, ApiError> {
+pub async fn hash(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|err| ApiError::Internal(anyhow::anyhow!("hashing a password failed: {err}")))
+            .map_err(|err| Error::Internal(anyhow::anyhow!("hashing a password failed: {err}")))
     })
     .await
-    .map_err(|err| ApiError::Internal(err.into()))?
+    .map_err(|err| Error::Internal(err.into()))?
 }
 
 /// Whether `password` matches `hash`. Without a hash (unknown email) a dummy hash is checked,

@@ -1,28 +1,28 @@
 //! Checks on request fields beyond what their types enforce.
 
-use crate::http::error::ApiError;
+use crate::service::Error;
 use tooken_contract::Scope;
 use tooken_contract::labels::{self, Labels, MAX_LABELS};
 
 pub const MAX_NAME_LEN: usize = 128;
 
 /// A display name: trimmed, 1–128 characters, no control characters.
-pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn name(field: &str, value: &str) -> Result<String, Error> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             field,
             format!("{field} must not be empty"),
         ));
     }
     if trimmed.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             field,
             format!("{field} must be at most {MAX_NAME_LEN} characters"),
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             field,
             format!("{field} must not contain control characters"),
         ));
@@ -32,10 +32,10 @@ pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
 
 /// A token's `name_prefix`: like a name, but never trimmed, because every character of a
 /// prefix decides what it confines; surrounding whitespace is refused instead.
-pub fn name_prefix(value: &str) -> Result<String, ApiError> {
+pub fn name_prefix(value: &str) -> Result<String, Error> {
     const FIELD: &str = "name_prefix";
     if value.trim() != value {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             FIELD,
             "name_prefix must not start or end with whitespace",
         ));
@@ -44,9 +44,9 @@ pub fn name_prefix(value: &str) -> Result<String, ApiError> {
 }
 
 /// A token's labels: at most 16, Kubernetes label keys, bounded values.
-pub fn labels(labels: &Labels) -> Result<(), ApiError> {
+pub fn labels(labels: &Labels) -> Result<(), Error> {
     if labels.len() > MAX_LABELS {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             "labels",
             format!(
                 "at most {MAX_LABELS} labels are allowed, not {}",
@@ -58,15 +58,15 @@ pub fn labels(labels: &Labels) -> Result<(), ApiError> {
         labels::key_problem(key).or_else(|| labels::value_problem(key, value))
     });
     match problem {
-        Some(problem) => Err(ApiError::validation("labels", problem)),
+        Some(problem) => Err(Error::validation("labels", problem)),
         None => Ok(()),
     }
 }
 
 /// At least one scope; duplicates collapse; order is canonical.
-pub fn scopes(scopes: &[Scope]) -> Result<Vec<Scope>, ApiError> {
+pub fn scopes(scopes: &[Scope]) -> Result<Vec<Scope>, Error> {
     if scopes.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Error::validation(
             "scopes",
             "at least one scope is required",
         ));
@@ -78,7 +78,7 @@ pub fn scopes(scopes: &[Scope]) -> Result<Vec<Scope>, ApiError> {
 }
 
 /// A normalised email address: trimmed, lowercased, one `@` with text on both sides.
-pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn email(field: &str, value: &str) -> Result<String, Error> {
     let email = value.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -87,7 +87,7 @@ pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
     if valid {
         Ok(email)
     } else {
-        Err(ApiError::validation(
+        Err(Error::validation(
             field,
             format!("{field} is not an email address"),
         ))
@@ -136,7 +136,7 @@ mod tests {
             &"x".repeat(MAX_NAME_LEN + 1),
         ] {
             match name_prefix(bad) {
-                Err(ApiError::Validation { field, .. }) => assert_eq!(field, "name_prefix"),
+                Err(Error::Validation { field, .. }) => assert_eq!(field, "name_prefix"),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }

@@ -2,7 +2,7 @@
 //! whose name starts with it, and hands out nothing that reaches further. The operator confines
 //! each token it issues to `k8s:<namespace>/`, so one namespace never reaches another's tokens.
 
-use crate::http::error::ApiError;
+use crate::service::Error;
 use tooken_contract::Scope;
 
 /// Whether `name` is inside the view of `prefix`; without a prefix everything is.
@@ -11,9 +11,9 @@ pub fn within(prefix: Option<&str>, name: &str) -> bool {
 }
 
 /// A confined token holds only scopes that a prefix narrows: the `tokens:*` ones.
-pub fn check_scopes(scopes: &[Scope]) -> Result<(), ApiError> {
+pub fn check_scopes(scopes: &[Scope]) -> Result<(), Error> {
     match scopes.iter().find(|scope| scope.is_workspace_wide()) {
-        Some(scope) => Err(ApiError::validation(
+        Some(scope) => Err(Error::validation(
             "scopes",
             format!(
                 "a token with a name_prefix cannot hold `{scope}`: it reaches the whole \
@@ -25,11 +25,11 @@ pub fn check_scopes(scopes: &[Scope]) -> Result<(), ApiError> {
 }
 
 /// A confined token's own name starts with its prefix, so it stays inside its own view.
-pub fn check_name(prefix: &str, name: &str) -> Result<(), ApiError> {
+pub fn check_name(prefix: &str, name: &str) -> Result<(), Error> {
     if name.starts_with(prefix) {
         Ok(())
     } else {
-        Err(ApiError::validation(
+        Err(Error::validation(
             "name",
             format!("name must start with the name_prefix `{prefix}`"),
         ))
@@ -37,8 +37,8 @@ pub fn check_name(prefix: &str, name: &str) -> Result<(), ApiError> {
 }
 
 /// The refusal a confined caller gets for reaching outside `prefix`.
-pub fn outside(prefix: &str, what: &str) -> ApiError {
-    ApiError::Forbidden(format!(
+pub fn outside(prefix: &str, what: &str) -> Error {
+    Error::Forbidden(format!(
         "this token is confined to names starting with `{prefix}`; {what}"
     ))
 }
@@ -50,7 +50,7 @@ pub fn prefix_for_new_token(
     caller: Option<&str>,
     name: &str,
     requested: Option<String>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, Error> {
     let Some(caller) = caller else {
         return Ok(requested);
     };
@@ -72,7 +72,7 @@ pub fn prefix_for_new_token(
 
 /// A caller confined to `caller` may hand out a working secret (by rotating) of a token
 /// confined to `target` only when that token reaches no further than the caller.
-pub fn check_hand_out(caller: Option<&str>, target: Option<&str>) -> Result<(), ApiError> {
+pub fn check_hand_out(caller: Option<&str>, target: Option<&str>) -> Result<(), Error> {
     match (caller, target) {
         (None, _) => Ok(()),
         (Some(caller), Some(target)) if target.starts_with(caller) => Ok(()),
@@ -87,7 +87,7 @@ pub fn check_hand_out(caller: Option<&str>, target: Option<&str>) -> Result<(), 
 mod tests {
     use super::*;
 
-    fn message(err: ApiError) -> String {
+    fn message(err: Error) -> String {
         err.to_string()
     }
 
@@ -107,7 +107,7 @@ mod tests {
         );
         for scope in [Scope::AuditRead, Scope::WebhooksRead, Scope::WebhooksWrite] {
             match check_scopes(&[Scope::TokensRead, scope]) {
-                Err(ApiError::Validation { field, message }) => {
+                Err(Error::Validation { field, message }) => {
                     assert_eq!(field, "scopes");
                     assert!(message.contains(scope.as_str()), "{message}");
                     assert!(message.contains("whole workspace"), "{message}");
@@ -122,7 +122,7 @@ mod tests {
         assert!(check_name("k8s:dev/", "k8s:dev/api").is_ok());
         assert!(matches!(
             check_name("k8s:dev/", "api"),
-            Err(ApiError::Validation { ref field, .. }) if field == "name"
+            Err(Error::Validation { ref field, .. }) if field == "name"
         ));
     }
 
@@ -148,10 +148,10 @@ mod tests {
             Some("k8s:dev/api/".into())
         );
         let err = prefix_for_new_token(dev, "k8s:prod/api", None).unwrap_err();
-        assert!(matches!(err, ApiError::Forbidden(_)));
+        assert!(matches!(err, Error::Forbidden(_)));
         assert!(message(err).contains("k8s:dev/"));
         let err = prefix_for_new_token(dev, "k8s:dev/api", Some("k8s:".into())).unwrap_err();
-        assert!(matches!(err, ApiError::Forbidden(_)));
+        assert!(matches!(err, Error::Forbidden(_)));
         assert!(message(err).contains("name_prefix"));
     }
 
@@ -162,7 +162,7 @@ mod tests {
         assert!(check_hand_out(Some("k8s:dev/"), Some("k8s:dev/api/")).is_ok());
         for broader in [None, Some("k8s:")] {
             let err = check_hand_out(Some("k8s:dev/"), broader).unwrap_err();
-            assert!(matches!(err, ApiError::Forbidden(_)));
+            assert!(matches!(err, Error::Forbidden(_)));
             assert!(message(err).contains("not confined within"));
         }
     }
