@@ -1,16 +1,15 @@
 //! Building and running the server: `Application::build` binds (port 0 works) and connects;
 //! `run_until_stopped` serves until the shutdown future resolves.
 
+pub use crate::http::state::AppState;
+
 use crate::delivery::{DeliverySettings, Worker};
-use crate::http::server;
-use crate::metrics::Metrics;
-use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::http::request_body::BodyLimits;
-use crate::store::Store;
-use crate::usage::UsageRecorder;
-use crate::webhook_targets::TargetPolicy;
 use crate::http::routes;
+use crate::http::server;
 use crate::maintenance;
+use crate::rate_limit::{RateLimit, RateLimiter};
+use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,39 +64,6 @@ impl Settings {
             rate_limit: Some(DEFAULT_RATE_LIMIT),
             sweep_interval: Duration::from_secs(30),
             delivery: DeliverySettings::default(),
-        }
-    }
-}
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub usage: Arc<UsageRecorder>,
-    pub metrics: Arc<Metrics>,
-    pub max_body_bytes: u64,
-    pub signup: SignupPolicy,
-    pub session_ttl: jiff::SignedDuration,
-    pub secure_cookies: bool,
-    pub rate_limiter: Arc<RateLimiter>,
-    /// Where webhook deliveries may go; endpoints are checked against it when saved.
-    pub webhook_targets: Arc<TargetPolicy>,
-}
-
-impl AppState {
-    pub fn account_rules(&self) -> crate::service::accounts::AccountRules {
-        crate::service::accounts::AccountRules {
-            signup: self.signup,
-            session_ttl: self.session_ttl,
-        }
-    }
-
-    /// What checking a presented token secret needs.
-    pub fn inspector(&self) -> crate::service::inspect::Inspector<'_> {
-        crate::service::inspect::Inspector {
-            store: &self.store,
-            usage: &self.usage,
-            metrics: &self.metrics,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Command-line flags, each with an environment fallback.
 
-use crate::app::SignupPolicy;
+use crate::service::accounts::SignupPolicy;
 use crate::webhook_targets::AllowedTarget;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! The webhook delivery worker. It takes due deliveries from the outbox under a lease (so
-//! replicas never attempt the same one at once), signs each body as seed 004 checks it, and
+//! replicas never attempt the same one at once), signs each body as README "Webhooks" says receivers check it, and
 //! retries failures with exponential backoff and jitter for more than a day.
 
 use crate::metrics::{DeliveryLabels, Metrics};
@@ -123,7 +123,7 @@ impl Worker {
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
         let now = now();
         let due = {
-            let mut conn = self.store.pool().acquire().await?;
+            let mut conn = self.store.connection().await?;
             webhooks::due(&mut conn, now, 64).await?
         };
         // Long enough for one attempt and its bookkeeping; a replica that dies mid-attempt

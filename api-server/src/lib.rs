@@ -8,6 +8,8 @@ pub mod cli;
 pub mod csv;
 pub mod delivery;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod maintenance;
 pub mod metrics;
 pub mod outbox;

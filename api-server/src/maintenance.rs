@@ -11,9 +11,9 @@ use crate::store::{
     workspaces,
 };
 use crate::usage::UsageRecorder;
-use std::sync::Arc;
 use jiff::SignedDuration;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Expired tokens handled per sweep transaction batch.

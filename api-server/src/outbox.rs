@@ -7,7 +7,8 @@ use tooken_contract::audit::AuditEvent;
 use tooken_contract::webhook::Event;
 
 /// The body receivers get: `{id, type, created_at, workspace, data}`, compact, so that
-/// `JSON.stringify(JSON.parse(body))` gives back the same bytes (seed 004 signs that).
+/// `JSON.stringify(JSON.parse(body))` gives back the same bytes (README "Webhooks", "Verifying
+/// a signature": the documented receiver signs that).
 pub fn body(event: &AuditEvent, workspace_id: &str) -> String {
     let mut data = serde_json::Map::new();
     data.insert("id".into(), Value::String(event.target_id.clone()));

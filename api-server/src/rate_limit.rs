@@ -1,4 +1,4 @@
-//! Per-credential request limits (SPEC §3: 429 with `Retry-After`): a token bucket for each
+//! Per-credential request limits (README "The API", Errors: 429 with `Retry-After`): a token bucket for each
 //! API key, token or session, refilled at a steady rate up to a burst. Buckets live in this
 //! process, so with several replicas each one enforces the limit on its own share of traffic.
 

@@ -5,6 +5,8 @@ pub mod authenticate;
 pub mod principal;
 pub mod secrets;
 
-pub use authenticate::{PresentedSecret, RequestFacts, UserSession, authenticate, authenticate_user};
+pub use authenticate::{
+    PresentedSecret, RequestFacts, UserSession, authenticate, authenticate_user,
+};
 pub use principal::{Principal, PrincipalKind, role_permits};
 pub use secrets::{TokenRejection, check_token, csrf_token, hash_secret, hashes_match};

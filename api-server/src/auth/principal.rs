@@ -1,7 +1,7 @@
 //! Who is calling, once authenticated, and what the role table and scopes let it do.
 
-use crate::service::confinement;
 use crate::service::Error;
+use crate::service::confinement;
 use crate::store::credentials;
 use tooken_contract::Scope;
 use tooken_contract::api_keys::ApiKeyKind;
@@ -274,5 +274,4 @@ mod tests {
         assert!(principal.sees_token("k8s:dev/api"));
         assert!(!principal.sees_token("k8s:prod/api"));
     }
-
 }

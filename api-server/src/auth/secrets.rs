@@ -79,5 +79,4 @@ mod tests {
         token.revoked_at = Some(now);
         assert_eq!(check_token(&token, now), Err(TokenRejection::Revoked));
     }
-
 }

@@ -52,14 +52,15 @@ impl Presented {
     /// The bearer header wins; a cookie session must also pass the CSRF check on changes.
     pub fn secret(&self) -> Result<PresentedSecret, ApiError> {
         if self.authorization.is_some() {
-            let secret =
-                bearer(self.authorization.as_deref()).map_err(|_| ApiError::Service(Error::Unauthorized))?;
+            let secret = bearer(self.authorization.as_deref())
+                .map_err(|_| ApiError::Service(Error::Unauthorized))?;
             return Ok(PresentedSecret {
                 secret,
                 from_cookie: false,
             });
         }
-        let value = session_cookie(self.cookie.as_deref()).ok_or(ApiError::Service(Error::Unauthorized))?;
+        let value =
+            session_cookie(self.cookie.as_deref()).ok_or(ApiError::Service(Error::Unauthorized))?;
         let secret = Secret::parse(value).map_err(|_| ApiError::Service(Error::Unauthorized))?;
         if secret.kind() != SecretKind::Session {
             return Err(ApiError::Service(Error::Unauthorized));
@@ -93,5 +94,4 @@ mod tests {
         assert!(bearer(Some(&format!("Bearer  {}", secret.expose()))).is_err());
         assert!(bearer(Some(&format!("Basic {}", secret.expose()))).is_err());
     }
-
 }

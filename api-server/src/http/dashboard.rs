@@ -2,13 +2,13 @@
 //! Policy. The pages call the same `/v1` API as everyone else, with the session cookie.
 
 use crate::audit::events;
+use crate::http::endpoint::Endpoint;
 use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tooken_contract::Scope;
 use tooken_contract::webhooks::EVENT_TYPES;
-use crate::http::endpoint::Endpoint;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -41,9 +41,17 @@ const ASSETS: [(&str, &str, &str); 11] = [
     ("layout.js", JS, include_str!("../../dashboard/layout.js")),
     ("auth.js", JS, include_str!("../../dashboard/auth.js")),
     ("tokens.js", JS, include_str!("../../dashboard/tokens.js")),
-    ("settings.js", JS, include_str!("../../dashboard/settings.js")),
+    (
+        "settings.js",
+        JS,
+        include_str!("../../dashboard/settings.js"),
+    ),
     ("audit.js", JS, include_str!("../../dashboard/audit.js")),
-    ("webhooks.js", JS, include_str!("../../dashboard/webhooks.js")),
+    (
+        "webhooks.js",
+        JS,
+        include_str!("../../dashboard/webhooks.js"),
+    ),
     (
         "style.css",
         "text/css; charset=utf-8",

@@ -12,6 +12,18 @@ use warp::http::Method;
 use warp::path::FullPath;
 use warp::reply::Response;
 
+/// `serve!(get_token, at.one(), caller())`: the path's values, then each filter's, handed to
+/// the handler, whose `Result` becomes the answer.
+#[macro_export]
+macro_rules! serve {
+    ($handler:expr, $at:expr $(, $filter:expr)* $(,)?) => {
+        ::warp::Filter::boxed(::warp::Filter::map(
+            ::warp::Filter::then($at$(.and($filter))*, $handler),
+            $crate::http::reply::respond,
+        ))
+    };
+}
+
 /// The OpenAPI entry of an operation, with the schemas it references.
 pub struct Documented {
     pub methods: Vec<HttpMethod>,

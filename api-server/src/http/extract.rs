@@ -1,11 +1,11 @@
 //! The warp filters in front of the handlers: the caller, authenticated and within its rate
 //! limit; the presented credential; request id, peer address, raw body and query.
 
-use crate::app::AppState;
 use crate::auth::{self, Principal};
 use crate::http::credentials::{CSRF_HEADER, Presented};
-use crate::service::Error;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::service::Error;
 use bytes::Bytes;
 use warp::filters::BoxedFilter;
 use warp::http::HeaderMap;
@@ -149,4 +149,3 @@ pub fn raw_query() -> BoxedFilter<(String,)> {
         .unify()
         .boxed()
 }
-

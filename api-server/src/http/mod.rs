@@ -13,4 +13,5 @@ pub mod request_body;
 pub mod route_table;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod strict_json;

@@ -160,7 +160,9 @@ pub fn document(endpoints: &[Endpoint]) -> utoipa::openapi::OpenApi {
             documented.methods.clone(),
             documented.operation.clone(),
         );
-        components.schemas.extend(documented.schemas.iter().cloned());
+        components
+            .schemas
+            .extend(documented.schemas.iter().cloned());
     }
     BearerAuth.modify(&mut doc);
     CommonResponses.modify(&mut doc);

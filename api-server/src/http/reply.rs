@@ -50,7 +50,6 @@ pub async fn recover(rejection: Rejection, body_limit: u64) -> Result<Response, 
     Ok(error.into_response())
 }
 
-
 /// The answer of a unit of work: `answer` as JSON with `status` when it ran, or the stored
 /// first answer when the request was a retry.
 pub fn outcome<T: serde::Serialize>(
@@ -64,8 +63,8 @@ pub fn outcome<T: serde::Serialize>(
 }
 
 fn replayed(stored: StoredResponse) -> Result<Response, ApiError> {
-    let status = StatusCode::from_u16(stored.status_code)
-        .map_err(crate::service::Error::internal)?;
+    let status =
+        StatusCode::from_u16(stored.status_code).map_err(crate::service::Error::internal)?;
     let mut response = warp::http::Response::new(stored.body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();

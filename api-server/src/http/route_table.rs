@@ -107,7 +107,10 @@ impl Template {
     /// fixed-length template over one ending in `{name...}`.
     fn specificity(&self) -> (usize, bool) {
         let literal = self.segments.iter().filter(|t| !t.starts_with('{')).count();
-        let fixed = !self.segments.last().is_some_and(|last| last.ends_with("...}"));
+        let fixed = !self
+            .segments
+            .last()
+            .is_some_and(|last| last.ends_with("...}"));
         (literal, fixed)
     }
 
@@ -153,11 +156,7 @@ impl RouteTable {
         match self.find(path) {
             Some((route, captures)) if captures.scoped && !route.template.in_workspace() => {
                 let rest = &route.template.segments[1..];
-                format!(
-                    "/{}/{}",
-                    WORKSPACE_PREFIX.join("/"),
-                    rest.join("/")
-                )
+                format!("/{}/{}", WORKSPACE_PREFIX.join("/"), rest.join("/"))
             }
             Some((route, _)) => route.template.as_string(),
             None => "unmatched".to_owned(),
@@ -252,8 +251,14 @@ mod tests {
     #[test]
     fn allow_lists_the_methods_of_the_matching_route() {
         let table = RouteTable::new([
-            (Template::new("/v1/tokens", Reach::Workspace), vec![Method::GET, Method::POST]),
-            (Template::new("/v1/tokens/{id}/rotate", Reach::Workspace), vec![Method::POST]),
+            (
+                Template::new("/v1/tokens", Reach::Workspace),
+                vec![Method::GET, Method::POST],
+            ),
+            (
+                Template::new("/v1/tokens/{id}/rotate", Reach::Workspace),
+                vec![Method::POST],
+            ),
         ]);
         assert_eq!(table.allow("/v1/tokens").unwrap(), "GET, POST");
         assert_eq!(

@@ -2,9 +2,9 @@
 //! answer, request ids, a tracing span per request, request metrics, the `Allow` header of a
 //! 405, and graceful shutdown.
 
-use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::http::request_body::{self, BodyLimits};
 use crate::http::route_table::RouteTable;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

@@ -52,7 +52,9 @@ pub async fn sign_up(
     let email = validate::email("email", &request.email)?;
     passwords::validate(&request.password)?;
     if rules.signup == SignupPolicy::Disabled {
-        return Err(Error::Forbidden("sign-up is disabled on this server".into()));
+        return Err(Error::Forbidden(
+            "sign-up is disabled on this server".into(),
+        ));
     }
     let password_hash = passwords::hash(request.password).await?;
     UnitOfWork::new(store, Author::system())
@@ -221,7 +223,11 @@ pub async fn accept_invitation(
 }
 
 /// Starts a session for `user` in the unit of work.
-async fn start_session(work: &mut Work, rules: AccountRules, user: &User) -> Result<Started, Error> {
+async fn start_session(
+    work: &mut Work,
+    rules: AccountRules,
+    user: &User,
+) -> Result<Started, Error> {
     let secret = Secret::generate_session();
     let now = now();
     let expires_at = now + rules.session_ttl;

@@ -9,7 +9,9 @@ use crate::store::api_keys::{self as key_store, ApiKeyRow};
 use crate::store::{Store, members, new_id, now};
 use serde_json::json;
 use tooken_contract::Secret;
-use tooken_contract::api_keys::{ApiKey, ApiKeyKind, ApiKeyList, CreateApiKeyRequest, IssuedApiKey};
+use tooken_contract::api_keys::{
+    ApiKey, ApiKeyKind, ApiKeyList, CreateApiKeyRequest, IssuedApiKey,
+};
 use tooken_contract::members::Role;
 use tooken_contract::page::PageParams;
 
@@ -27,7 +29,10 @@ pub async fn create(
     let member_id = match request.kind {
         ApiKeyKind::Team => {
             if request.member_id.is_some() {
-                return Err(Error::validation("member_id", "team keys belong to no member"));
+                return Err(Error::validation(
+                    "member_id",
+                    "team keys belong to no member",
+                ));
             }
             None
         }
@@ -194,7 +199,9 @@ pub async fn delete(uow: UnitOfWork<'_>, actor: &Principal, id: &str) -> Result<
     uow.run_once(async |work| {
         let key = visible_key(work, actor, id).await?;
         if !actor.may_manage_key_of(key.kind, key.member_id.as_deref()) {
-            return Err(Error::Forbidden("only owners can delete this API key".into()));
+            return Err(Error::Forbidden(
+                "only owners can delete this API key".into(),
+            ));
         }
         key_store::delete(work, &actor.workspace_id, id).await?;
         work.record(Change {

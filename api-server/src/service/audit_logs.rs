@@ -3,9 +3,9 @@
 use crate::auth::Principal;
 use crate::service::Error;
 use crate::service::pagination::{Cursor, page};
+use crate::store::Store;
 use crate::store::audit::{self, Filter};
 use crate::store::workspaces::{self, Workspace};
-use crate::store::Store;
 use jiff::SignedDuration;
 use tooken_contract::Scope;
 use tooken_contract::audit::{AuditEvent, AuditEventList, ExportAuditParams, ListAuditParams};

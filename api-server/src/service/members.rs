@@ -14,7 +14,11 @@ use tooken_contract::members::{
 };
 use tooken_contract::page::PageParams;
 
-pub async fn list(store: &Store, actor: &Principal, params: PageParams) -> Result<MemberList, Error> {
+pub async fn list(
+    store: &Store,
+    actor: &Principal,
+    params: PageParams,
+) -> Result<MemberList, Error> {
     actor.require_api_key()?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = store.connection().await?;
@@ -121,7 +125,11 @@ pub async fn remove(uow: UnitOfWork<'_>, actor: &Principal, id: &str) -> Result<
 }
 
 /// Refuses a change that would leave the workspace without an active Owner.
-async fn keep_an_owner(work: &mut Work, member: &Member, new_role: Option<Role>) -> Result<(), Error> {
+async fn keep_an_owner(
+    work: &mut Work,
+    member: &Member,
+    new_role: Option<Role>,
+) -> Result<(), Error> {
     let loses_owner = member.role == Role::Owner
         && member.status == MemberStatus::Active
         && new_role != Some(Role::Owner);

@@ -96,7 +96,9 @@ impl Work {
     /// Records `change` in the author's workspace.
     pub async fn record(&mut self, change: Change<'_>) -> Result<(), Error> {
         let workspace_id = self.author.workspace_id.clone().ok_or_else(|| {
-            Error::internal(anyhow::anyhow!("an author outside a workspace recorded a change"))
+            Error::internal(anyhow::anyhow!(
+                "an author outside a workspace recorded a change"
+            ))
         })?;
         self.record_in(&workspace_id, change).await
     }
@@ -150,7 +152,12 @@ impl<'a> UnitOfWork<'a> {
         work: impl AsyncFnOnce(&mut Work) -> Result<T, Error>,
     ) -> Result<Outcome<T>, Error> {
         let Some(retry) = self.retry else {
-            let answer = UnitOfWork { retry: None, ..self }.run_once(work).await?;
+            let answer = UnitOfWork {
+                retry: None,
+                ..self
+            }
+            .run_once(work)
+            .await?;
             return Ok(Outcome::Done(answer));
         };
         let mut open = Work {

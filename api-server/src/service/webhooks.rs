@@ -3,10 +3,10 @@
 
 use crate::audit::{self, Author, Change, events};
 use crate::auth::Principal;
+use crate::service::Error;
 use crate::service::pagination::{Cursor, page};
 use crate::service::unit_of_work::{UnitOfWork, Work};
 use crate::service::workspaces::slugify;
-use crate::service::Error;
 use crate::store::webhooks::{self as store, Endpoint};
 use crate::store::{Store, new_id, now, workspaces};
 use crate::webhook_targets::TargetPolicy;
@@ -98,14 +98,19 @@ pub async fn ensure_installed(
     UnitOfWork::new(store, Author::system())
         .run_once(async |work| {
             let workspace = workspaces::by_slug(work, &slug).await?.ok_or_else(|| {
-                Error::validation("workspace", format!("no workspace `{slug}` to add the webhook to"))
+                Error::validation(
+                    "workspace",
+                    format!("no workspace `{slug}` to add the webhook to"),
+                )
             })?;
             let existing = store::list_endpoints(work, &workspace.id, None, 1000)
                 .await?
                 .into_iter()
                 .find(|endpoint| endpoint.url == url);
             let (endpoint, created) = match existing {
-                Some(endpoint) if endpoint.secret == secret && endpoint.pending_secret.is_none() => {
+                Some(endpoint)
+                    if endpoint.secret == secret && endpoint.pending_secret.is_none() =>
+                {
                     return Ok(false);
                 }
                 Some(mut endpoint) => {
@@ -138,7 +143,11 @@ pub async fn ensure_installed(
         .await
 }
 
-pub async fn list(store: &Store, actor: &Principal, params: PageParams) -> Result<WebhookList, Error> {
+pub async fn list(
+    store: &Store,
+    actor: &Principal,
+    params: PageParams,
+) -> Result<WebhookList, Error> {
     actor.require(Scope::WebhooksRead)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = store.connection().await?;

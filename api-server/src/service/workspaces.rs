@@ -110,7 +110,12 @@ pub async fn insert(
     let (email, user_id) = match owner {
         Owner::User(user) => (user.email.clone(), Some(user.user_id.clone())),
         Owner::Email(email) => (email.trim().to_lowercase(), None),
-        Owner::Nobody => return Ok(Created { workspace, owner: None }),
+        Owner::Nobody => {
+            return Ok(Created {
+                workspace,
+                owner: None,
+            });
+        }
     };
     let member = Member {
         id: new_id(),

@@ -156,11 +156,7 @@ pub async fn regenerate(
     Ok(updated == 1)
 }
 
-pub async fn delete(
-    tx: &mut WriteTx,
-    workspace_id: &str,
-    id: &str,
-) -> Result<bool, StoreError> {
+pub async fn delete(tx: &mut WriteTx, workspace_id: &str, id: &str) -> Result<bool, StoreError> {
     tx.mark_credentials_changed();
     let conn: &mut AnyConnection = tx;
     let deleted = sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")

@@ -197,11 +197,7 @@ pub async fn set_role(
 }
 
 /// Removes a member; their personal API keys go with them (ON DELETE CASCADE).
-pub async fn delete(
-    tx: &mut WriteTx,
-    workspace_id: &str,
-    id: &str,
-) -> Result<(), StoreError> {
+pub async fn delete(tx: &mut WriteTx, workspace_id: &str, id: &str) -> Result<(), StoreError> {
     tx.mark_credentials_changed();
     let conn: &mut AnyConnection = tx;
     sqlx::query("DELETE FROM members WHERE workspace_id = $1 AND id = $2")

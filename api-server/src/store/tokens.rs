@@ -226,8 +226,7 @@ pub struct Rotation<'a> {
 }
 
 /// Replaces the current secret. Returns false when the token changed since it was read.
-pub async fn rotate(
-    tx: &mut WriteTx, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
+pub async fn rotate(tx: &mut WriteTx, rotation: &Rotation<'_>) -> Result<bool, StoreError> {
     tx.mark_credentials_changed();
     let conn: &mut AnyConnection = tx;
     let updated = sqlx::query(

@@ -77,8 +77,7 @@ impl Workspace {
 }
 
 /// Writes every setting; a unique violation means the slug is taken.
-pub async fn update(
-    tx: &mut WriteTx, workspace: &Workspace) -> Result<(), StoreError> {
+pub async fn update(tx: &mut WriteTx, workspace: &Workspace) -> Result<(), StoreError> {
     tx.mark_credentials_changed();
     let conn: &mut AnyConnection = tx;
     sqlx::query(

@@ -1,14 +1,15 @@
 //! `/v1/auth/…` and invitations: sign up, sign in (throttled), sign out, who am I, accept.
 
 use super::cookies::{CookieContext, cookie_context};
-use crate::app::AppState;
 use crate::auth::{UserSession, csrf_token};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{client_addr, raw_body, request_id, signed_in, with_state};
 use crate::http::parse::parse_json;
-use crate::http::reply::{json_response, no_content, respond};
+use crate::http::reply::{json_response, no_content};
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::accounts::{self, Attempt, Started};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -24,49 +25,27 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let cookie = || cookie_context(state);
     vec![
         Endpoint::api::<__path_sign_up>(Reach::Own, |at| {
-            at.plain()
-                .and(with_state())
-                .and(cookie())
-                .and(raw_body())
-                .then(sign_up)
-                .map(respond)
-                .boxed()
+            serve!(sign_up, at.plain(), with_state(), cookie(), raw_body())
         }),
         Endpoint::api::<__path_sign_in>(Reach::Own, |at| {
-            at.plain()
-                .and(with_state())
-                .and(client_addr())
-                .and(request_id())
-                .and(cookie())
-                .and(raw_body())
-                .then(sign_in)
-                .map(respond)
-                .boxed()
+            serve!(
+                sign_in,
+                at.plain(),
+                with_state(),
+                client_addr(),
+                request_id(),
+                cookie(),
+                raw_body()
+            )
         }),
         Endpoint::api::<__path_sign_out>(Reach::Own, |at| {
-            at.plain()
-                .and(with_state())
-                .and(signed_in())
-                .and(cookie())
-                .then(sign_out)
-                .map(respond)
-                .boxed()
+            serve!(sign_out, at.plain(), with_state(), signed_in(), cookie())
         }),
         Endpoint::api::<__path_who_am_i>(Reach::Own, |at| {
-            at.plain()
-                .and(with_state())
-                .and(signed_in())
-                .then(who_am_i)
-                .map(respond)
-                .boxed()
+            serve!(who_am_i, at.plain(), with_state(), signed_in())
         }),
         Endpoint::api::<__path_accept_invitation>(Reach::Own, |at| {
-            at.one()
-                .and(with_state())
-                .and(signed_in())
-                .then(accept_invitation)
-                .map(respond)
-                .boxed()
+            serve!(accept_invitation, at.one(), with_state(), signed_in())
         }),
     ]
 }

@@ -1,14 +1,15 @@
 //! `/v1/api-keys`: create, list, get, regenerate and delete.
 
 use super::idempotency::{self, Retryable};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_query};
 use crate::http::parse::{parse_json, parse_query};
-use crate::http::reply::{json_response, no_content, outcome, respond};
+use crate::http::reply::{json_response, no_content, outcome};
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::api_keys;
 use crate::service::unit_of_work::UnitOfWork;
 use tooken_contract::ErrorBody;
@@ -22,38 +23,29 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_create_api_key>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(idempotency::retryable())
-                .then(create_api_key)
-                .map(respond)
-                .boxed()
+            serve!(
+                create_api_key,
+                at.plain(),
+                caller(),
+                idempotency::retryable()
+            )
         }),
         Endpoint::api::<__path_list_api_keys>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(list_api_keys)
-                .map(respond)
-                .boxed()
+            serve!(list_api_keys, at.plain(), caller(), raw_query())
         }),
         Endpoint::api::<__path_get_api_key>(Reach::Workspace, |at| {
-            at.one().and(caller()).then(get_api_key).map(respond).boxed()
+            serve!(get_api_key, at.one(), caller())
         }),
         Endpoint::api::<__path_regenerate_api_key>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(idempotency::retryable())
-                .then(regenerate_api_key)
-                .map(respond)
-                .boxed()
+            serve!(
+                regenerate_api_key,
+                at.one(),
+                caller(),
+                idempotency::retryable()
+            )
         }),
         Endpoint::api::<__path_delete_api_key>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .then(delete_api_key)
-                .map(respond)
-                .boxed()
+            serve!(delete_api_key, at.one(), caller())
         }),
     ]
 }

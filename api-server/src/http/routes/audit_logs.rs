@@ -1,14 +1,15 @@
 //! `GET /v1/audit-logs` (filters, cursor) and `GET /v1/audit-logs/export` (CSV for a range).
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::csv;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_query};
 use crate::http::parse::parse_query;
-use crate::http::reply::{json_response, respond};
+use crate::http::reply::json_response;
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::audit_logs::{self, Export};
 use bytes::Bytes;
 use jiff::tz::TimeZone;
@@ -25,20 +26,10 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_export_audit_logs>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(export_audit_logs)
-                .map(respond)
-                .boxed()
+            serve!(export_audit_logs, at.plain(), caller(), raw_query())
         }),
         Endpoint::api::<__path_list_audit_logs>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(list_audit_logs)
-                .map(respond)
-                .boxed()
+            serve!(list_audit_logs, at.plain(), caller(), raw_query())
         }),
     ]
 }

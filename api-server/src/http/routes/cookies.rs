@@ -1,8 +1,8 @@
 //! The dashboard's session cookie: set at sign-in or sign-up when asked, cleared at sign-out.
 
-use crate::app::AppState;
 use crate::http::credentials::{self, SESSION_COOKIE};
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, header};

@@ -6,13 +6,13 @@
 //! No API key is involved, so there is no rate limit: the answer costs what a verify costs,
 //! and a gateway calls it on every request of every client.
 
-use crate::app::AppState;
 use crate::http::credentials::{Presented, bearer};
 use crate::http::endpoint::{At, Endpoint};
 use crate::http::error::ApiError;
 use crate::http::extract::{presented, raw_query, with_state};
-use crate::http::reply::respond;
+use crate::serve;
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
 use crate::service::Error;
 use std::str::FromStr;
 use tooken_contract::downstream::{
@@ -21,39 +21,37 @@ use tooken_contract::downstream::{
 use tooken_contract::tokens::VerifyReason;
 use tooken_contract::{ErrorBody, Scope};
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
 pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
-    let handler = |at: At| {
-        at.two()
-            .and(with_state(state.clone()))
-            .and(presented())
-            .and(raw_query())
-            .and(warp::header::optional::<String>(REQUIRED_SCOPES_HEADER))
-            .then(forward_auth)
-            .map(respond)
-            .boxed()
+    // The slug and whatever path follows `forward-auth`.
+    let serve = |at: BoxedFilter<(String, String)>| {
+        serve!(
+            forward_auth,
+            at,
+            with_state(state.clone()),
+            presented(),
+            raw_query(),
+            warp::header::optional::<String>(REQUIRED_SCOPES_HEADER),
+        )
     };
     vec![
         // Any method: Envoy's ext_authz sends the client's method.
         Endpoint::api_any_method::<__path_forward_auth>(Reach::Own, |at: At| {
-            at.one()
-                .map(|slug: String| (slug, String::new()))
-                .untuple_one()
-                .and(with_state(state.clone()))
-                .and(presented())
-                .and(raw_query())
-                .and(warp::header::optional::<String>(REQUIRED_SCOPES_HEADER))
-                .then(forward_auth)
-                .map(respond)
-                .boxed()
+            serve(
+                at.one()
+                    .map(|slug: String| (slug, String::new()))
+                    .untuple_one()
+                    .boxed(),
+            )
         }),
         // Envoy also appends the client's path to the one it is given.
         Endpoint::page(
             "/v1/workspaces/{slug}/forward-auth/{path...}",
             None,
-            handler,
+            |at: At| serve(at.two()),
         ),
     ]
 }
@@ -132,14 +130,15 @@ pub async fn forward_auth(
 ) -> Result<Response, ApiError> {
     let query = tail.is_empty().then_some(query.as_str());
     let required = required_scopes(query, required_header.as_deref())?;
-    let secret =
-        bearer(presented.authorization.as_deref()).map_err(|_| Error::Unauthorized)?;
-    let inspection = state.inspector().inspect(
-        secret.expose(),
-        |token| token.workspace_slug == slug,
-        &required,
-    )
-    .await?;
+    let secret = bearer(presented.authorization.as_deref()).map_err(|_| Error::Unauthorized)?;
+    let inspection = state
+        .inspector()
+        .inspect(
+            secret.expose(),
+            |token| token.workspace_slug == slug,
+            &required,
+        )
+        .await?;
     let token = match (inspection.reason, inspection.token) {
         (VerifyReason::Valid, Some(token)) => token,
         (VerifyReason::InsufficientScope, Some(token)) => {

@@ -2,20 +2,20 @@
 //! services and gateways that speak it. The caller is a protected resource holding an API key,
 //! sent as a bearer credential or with HTTP Basic (RFC 7662 §2.1).
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::credentials::Presented;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{authenticated_from, presented, raw_body, with_state};
-use crate::http::reply::respond;
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use tooken_contract::ErrorBody;
 use tooken_contract::downstream::{IntrospectionRequest, IntrospectionResponse};
 use tooken_contract::tokens::VerifyReason;
-use tooken_contract::ErrorBody;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -26,14 +26,14 @@ const FORM: &str = "application/x-www-form-urlencoded";
 pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let state = state.clone();
     vec![Endpoint::api::<__path_introspect>(Reach::Workspace, |at| {
-        at.plain()
-            .and(with_state(state.clone()))
-            .and(authenticated_from(state, basic_or_bearer()))
-            .and(warp::header::optional::<String>("content-type"))
-            .and(raw_body())
-            .then(introspect)
-            .map(respond)
-            .boxed()
+        serve!(
+            introspect,
+            at.plain(),
+            with_state(state.clone()),
+            authenticated_from(state, basic_or_bearer()),
+            warp::header::optional::<String>("content-type"),
+            raw_body()
+        )
     })]
 }
 
@@ -119,7 +119,10 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request = parse_form(content_type.as_deref(), &body)?;
-    let inspection = state.inspector().introspect(&principal, &request.token).await?;
+    let inspection = state
+        .inspector()
+        .introspect(&principal, &request.token)
+        .await?;
     let answer = match inspection.token {
         Some(token) if inspection.reason == VerifyReason::Valid => {
             let exp = [token.expires_at, token.secret_valid_until]

@@ -1,13 +1,14 @@
 //! `/v1/members`: list, invite, change a role, remove.
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_body, raw_query};
 use crate::http::parse::{parse_json, parse_query};
-use crate::http::reply::{json_response, no_content, respond};
+use crate::http::reply::{json_response, no_content};
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::members;
 use crate::service::unit_of_work::UnitOfWork;
 use bytes::Bytes;
@@ -22,35 +23,16 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_list_members>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(list_members)
-                .map(respond)
-                .boxed()
+            serve!(list_members, at.plain(), caller(), raw_query())
         }),
         Endpoint::api::<__path_invite_member>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_body())
-                .then(invite_member)
-                .map(respond)
-                .boxed()
+            serve!(invite_member, at.plain(), caller(), raw_body())
         }),
         Endpoint::api::<__path_update_member>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(raw_body())
-                .then(update_member)
-                .map(respond)
-                .boxed()
+            serve!(update_member, at.one(), caller(), raw_body())
         }),
         Endpoint::api::<__path_remove_member>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .then(remove_member)
-                .map(respond)
-                .boxed()
+            serve!(remove_member, at.one(), caller())
         }),
     ]
 }

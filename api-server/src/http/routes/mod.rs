@@ -14,14 +14,14 @@ pub mod tokens;
 pub mod webhooks;
 pub mod workspaces;
 
-use crate::app::AppState;
 use crate::http::endpoint::Endpoint;
 use crate::http::openapi;
 use crate::http::reply::recover;
 use crate::http::route_table::{RouteTable, Template};
-use warp::http::Method;
+use crate::http::state::AppState;
 use warp::Filter;
 use warp::filters::BoxedFilter;
+use warp::http::Method;
 use warp::reply::Response;
 
 /// Every endpoint, in the order warp tries them.

@@ -1,8 +1,8 @@
 //! Operational endpoints: `/healthz`, `/readyz`, `/metrics` and `/v1/openapi.json`.
 
-use crate::app::AppState;
 use crate::http::endpoint::Endpoint;
 use crate::http::reply::json_response;
+use crate::http::state::AppState;
 use std::time::Duration;
 use warp::Filter;
 use warp::Reply;
@@ -20,9 +20,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
                 .boxed()
         }),
         Endpoint::page("/readyz", get(), |at| {
-            at.plain()
-                .then(move || readyz(ready_state.clone()))
-                .boxed()
+            at.plain().then(move || readyz(ready_state.clone())).boxed()
         }),
         Endpoint::page("/metrics", get(), |at| {
             at.plain()

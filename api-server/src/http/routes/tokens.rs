@@ -1,22 +1,23 @@
 //! `/v1/tokens`: create, list, get, rotate, revoke and verify.
 
 use super::idempotency::{self, Retryable};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_body, raw_query};
 use crate::http::parse::{parse_json, parse_json_or_default, parse_query};
-use crate::http::reply::{json_response, outcome, respond};
+use crate::http::reply::{json_response, outcome};
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::tokens;
 use bytes::Bytes;
 use tooken_contract::ErrorBody;
+use tooken_contract::tokens::ListTokensParams;
 use tooken_contract::tokens::{
     CreateTokenRequest, IssuedToken, RotateTokenRequest, RotatedToken, Token, TokenList,
     VerifyTokenRequest, VerifyTokenResponse,
 };
-use tooken_contract::tokens::ListTokensParams;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -25,47 +26,22 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_create_token>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(idempotency::retryable())
-                .then(create_token)
-                .map(respond)
-                .boxed()
+            serve!(create_token, at.plain(), caller(), idempotency::retryable())
         }),
         Endpoint::api::<__path_list_tokens>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(list_tokens)
-                .map(respond)
-                .boxed()
+            serve!(list_tokens, at.plain(), caller(), raw_query())
         }),
         Endpoint::api::<__path_verify_token>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_body())
-                .then(verify_token)
-                .map(respond)
-                .boxed()
+            serve!(verify_token, at.plain(), caller(), raw_body())
         }),
         Endpoint::api::<__path_get_token>(Reach::Workspace, |at| {
-            at.one().and(caller()).then(get_token).map(respond).boxed()
+            serve!(get_token, at.one(), caller())
         }),
         Endpoint::api::<__path_rotate_token>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(idempotency::retryable())
-                .then(rotate_token)
-                .map(respond)
-                .boxed()
+            serve!(rotate_token, at.one(), caller(), idempotency::retryable())
         }),
         Endpoint::api::<__path_revoke_token>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(idempotency::retryable())
-                .then(revoke_token)
-                .map(respond)
-                .boxed()
+            serve!(revoke_token, at.one(), caller(), idempotency::retryable())
         }),
     ]
 }

@@ -1,22 +1,23 @@
 //! `/v1/webhooks`: endpoints (create, list, get, update, delete, rotate the signing secret), their
 //! delivery log, and redelivery.
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_body, raw_query};
 use crate::http::parse::{parse_json, parse_json_or_default, parse_query};
-use crate::http::reply::{json_response, no_content, respond};
+use crate::http::reply::{json_response, no_content};
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::unit_of_work::UnitOfWork;
 use crate::service::webhooks;
 use bytes::Bytes;
 use tooken_contract::ErrorBody;
 use tooken_contract::page::PageParams;
 use tooken_contract::webhooks::{
-    CreateWebhookRequest, Delivery, DeliveryList, RotateWebhookSecretRequest,
-    UpdateWebhookRequest, Webhook, WebhookList, WebhookWithSecret,
+    CreateWebhookRequest, Delivery, DeliveryList, RotateWebhookSecretRequest, UpdateWebhookRequest,
+    Webhook, WebhookList, WebhookWithSecret,
 };
 use warp::Filter;
 use warp::http::StatusCode;
@@ -26,65 +27,28 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_create_webhook>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_body())
-                .then(create_webhook)
-                .map(respond)
-                .boxed()
+            serve!(create_webhook, at.plain(), caller(), raw_body())
         }),
         Endpoint::api::<__path_list_webhooks>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_query())
-                .then(list_webhooks)
-                .map(respond)
-                .boxed()
+            serve!(list_webhooks, at.plain(), caller(), raw_query())
         }),
         Endpoint::api::<__path_get_webhook>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .then(get_webhook)
-                .map(respond)
-                .boxed()
+            serve!(get_webhook, at.one(), caller())
         }),
         Endpoint::api::<__path_update_webhook>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(raw_body())
-                .then(update_webhook)
-                .map(respond)
-                .boxed()
+            serve!(update_webhook, at.one(), caller(), raw_body())
         }),
         Endpoint::api::<__path_delete_webhook>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .then(delete_webhook)
-                .map(respond)
-                .boxed()
+            serve!(delete_webhook, at.one(), caller())
         }),
         Endpoint::api::<__path_rotate_webhook_secret>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(raw_body())
-                .then(rotate_webhook_secret)
-                .map(respond)
-                .boxed()
+            serve!(rotate_webhook_secret, at.one(), caller(), raw_body())
         }),
         Endpoint::api::<__path_list_deliveries>(Reach::Workspace, |at| {
-            at.one()
-                .and(caller())
-                .and(raw_query())
-                .then(list_deliveries)
-                .map(respond)
-                .boxed()
+            serve!(list_deliveries, at.one(), caller(), raw_query())
         }),
         Endpoint::api::<__path_redeliver>(Reach::Workspace, |at| {
-            at.two()
-                .and(caller())
-                .then(redeliver)
-                .map(respond)
-                .boxed()
+            serve!(redeliver, at.two(), caller())
         }),
     ]
 }
@@ -155,8 +119,7 @@ pub async fn update_webhook(
 ) -> Result<Response, ApiError> {
     let request: UpdateWebhookRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
-    let webhook =
-        webhooks::update(uow, &principal, &state.webhook_targets, &id, request).await?;
+    let webhook = webhooks::update(uow, &principal, &state.webhook_targets, &id, request).await?;
     Ok(json_response(StatusCode::OK, &webhook))
 }
 

@@ -1,14 +1,15 @@
 //! `POST /v1/workspaces` (a signed-in person creates one and is its Owner) and
 //! `GET`/`PATCH /v1/workspace` (the settings of the workspace addressed).
 
-use crate::app::AppState;
 use crate::auth::{Principal, UserSession};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::ApiError;
 use crate::http::extract::{caller, raw_body, signed_in, with_state};
 use crate::http::parse::parse_json;
-use crate::http::reply::{json_response, respond};
+use crate::http::reply::json_response;
 use crate::http::route_table::Reach;
+use crate::http::state::AppState;
+use crate::serve;
 use crate::service::unit_of_work::UnitOfWork;
 use crate::service::workspaces;
 use bytes::Bytes;
@@ -22,24 +23,19 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
     let caller = || caller(state.clone());
     vec![
         Endpoint::api::<__path_create_workspace>(Reach::Own, |at| {
-            at.plain()
-                .and(with_state(state.clone()))
-                .and(signed_in(state.clone()))
-                .and(raw_body())
-                .then(create_workspace)
-                .map(respond)
-                .boxed()
+            serve!(
+                create_workspace,
+                at.plain(),
+                with_state(state.clone()),
+                signed_in(state.clone()),
+                raw_body()
+            )
         }),
         Endpoint::api::<__path_get_workspace>(Reach::Workspace, |at| {
-            at.plain().and(caller()).then(get_workspace).map(respond).boxed()
+            serve!(get_workspace, at.plain(), caller())
         }),
         Endpoint::api::<__path_update_workspace>(Reach::Workspace, |at| {
-            at.plain()
-                .and(caller())
-                .and(raw_body())
-                .then(update_workspace)
-                .map(respond)
-                .boxed()
+            serve!(update_workspace, at.plain(), caller(), raw_body())
         }),
     ]
 }
