@@ -15,8 +15,8 @@ pub mod members;
 pub mod page;
 pub mod scope;
 pub mod serde_helpers;
+pub mod signature;
 pub mod tokens;
-pub mod webhook;
 pub mod webhooks;
 pub mod workspaces;
 

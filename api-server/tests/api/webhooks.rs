@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tooken_contract::webhook;
+use tooken_contract::signature;
 
 on_both_backends!(
     deliveries_are_signed_as_the_seed_receiver_checks,
@@ -123,7 +123,7 @@ async fn deliveries_are_signed_as_the_seed_receiver_checks(app: TestApp) {
     assert_eq!(types, ["token.created", "token.rotated", "token.revoked"]);
     for delivery in &got {
         let body = delivery.json();
-        assert!(webhook::verify(
+        assert!(signature::verify(
             &[secret.as_bytes()],
             &delivery.header("x-tooken-signature"),
             &delivery.body
@@ -349,7 +349,7 @@ async fn secret_rotation_misses_no_delivery(app: TestApp) {
     app.token("in-grace", json!(["tokens:read"])).await;
     let during = receiver.wait_accepted(1, WAIT).await;
     let signature = during[0].header("x-tooken-signature");
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[old.as_bytes()],
         &signature,
         &during[0].body
@@ -358,17 +358,17 @@ async fn secret_rotation_misses_no_delivery(app: TestApp) {
     app.token("after-grace", json!(["tokens:read"])).await;
     let after = receiver.wait_accepted(2, WAIT).await;
     let signature = after[1].header("x-tooken-signature");
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[new.as_bytes()],
         &signature,
         &after[1].body
     ));
-    assert!(!webhook::verify(
+    assert!(!signature::verify(
         &[old.as_bytes()],
         &signature,
         &after[1].body
     ));
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[old.as_bytes(), new.as_bytes()],
         &signature,
         &after[1].body
