@@ -136,6 +136,11 @@ pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<Too
         .collect()
 }
 
+/// The Tooken API client for `connection`, on the shared HTTP client.
+fn tooken_client(http: &reqwest::Client, connection: &ApiConnection) -> tooken_contract::Client {
+    tooken_contract::Client::new(http.clone(), &connection.url, &connection.api_key)
+}
+
 /// The Tooken API client for a resource, from the connection that serves it.
 async fn api_client(
     ctx: &Context,
@@ -144,11 +149,7 @@ async fn api_client(
 ) -> Result<MeteredApi, ReconcileError> {
     let connection = connection(ctx, tt, serve).await?;
     Ok(MeteredApi {
-        client: tooken_contract::Client::new(
-            ctx.http.clone(),
-            &connection.url,
-            &connection.api_key,
-        ),
+        client: tooken_client(&ctx.http, &connection),
         metrics: ctx.metrics.clone(),
         own: ctx.own_rotations.clone(),
     })
@@ -381,11 +382,7 @@ pub async fn run(
     let own_rotations = Arc::new(OwnRotations::default());
     if let Some(connection) = &settings.default_connection {
         let feed = ChangeFeed {
-            client: tooken_contract::Client::new(
-                http.clone(),
-                &connection.url,
-                &connection.api_key,
-            ),
+            client: tooken_client(&http, connection),
             metrics: metrics.clone(),
             interval: settings.change_poll,
             refused: feed_refused.clone(),
