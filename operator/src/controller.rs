@@ -260,15 +260,13 @@ async fn reconcile(
                     }
                     Err(err) => {
                         // The finalizer stays until revocation succeeds; see README for releasing it.
-                        let failure =
-                            ReconcileError::Api(crate::tooken_api::ApiFailure::Unavailable(
-                                format!("revoking on delete failed, will retry: {err}"),
-                            ));
+                        let failure = ReconcileError::CleanupFailed(err.to_string());
                         reconcile::report_failure(&tt, &ctx.cluster, &failure, Timestamp::now())
                             .await;
                         ctx.cluster
                             .event(&tt, true, "RevokeFailed", err.to_string())
                             .await;
+                        // Counted (metrics, backoff) as the failure that stopped the revocation.
                         Err(err)
                     }
                 }

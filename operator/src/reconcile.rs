@@ -42,6 +42,10 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("the Tooken API kept replaying rotations without a secret, or the token vanished")]
     NoSecret,
+    /// Revoking on delete failed (for the reason given); the finalizer stays until it succeeds.
+    /// Its message and condition reason are the ones such a failure has always shown.
+    #[error("the Tooken API is unavailable: revoking on delete failed, will retry: {0}")]
+    CleanupFailed(String),
 }
 
 impl ReconcileError {
@@ -59,6 +63,8 @@ impl ReconcileError {
             }
             ReconcileError::Kube(_) => "KubernetesError",
             ReconcileError::NoSecret => "NoSecret",
+            // The `Ready` reason a failed revocation has always shown; its Event is `RevokeFailed`.
+            ReconcileError::CleanupFailed(_) => "ApiUnavailable",
         }
     }
 }
