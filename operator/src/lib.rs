@@ -1,5 +1,6 @@
 //! The Tooken operator: `TookenToken` resources become tokens kept in Kubernetes Secrets.
 
+pub mod backoff;
 pub mod change_feed;
 pub mod cli;
 pub mod cluster;
