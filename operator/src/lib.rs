@@ -9,6 +9,7 @@ pub mod crd;
 pub mod duration;
 #[cfg(test)]
 mod fake;
+pub mod health;
 pub mod kube_client;
 #[cfg(test)]
 mod kube_tests;
