@@ -2,7 +2,7 @@
 
 import { api } from './api.js';
 import { h, field, errorBox, form } from './dom.js';
-import { navigate, refreshMe, signedIn } from './app.js';
+import { navigate, refreshMe, signedIn } from './router.js';
 
 function centered(title, ...content) {
   document.title = `${title} · Tooken`;

@@ -6,7 +6,7 @@ import { api, inWorkspace } from './api.js';
 import { h, field, errorBox, form, modal, confirmAction, showSecretOnce, table, pageTitle,
   badge, announce } from './dom.js';
 import { timeEl } from './time.js';
-import { navigate, reload, refreshMe } from './app.js';
+import { navigate, reload, refreshMe } from './router.js';
 import { auditLogTab } from './audit.js';
 
 const TABS = [

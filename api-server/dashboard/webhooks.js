@@ -4,7 +4,7 @@
 import { api, inWorkspace, withQuery } from './api.js';
 import { h, fill, uid, field, modal, confirmAction, showSecretOnce, table, pageTitle, badge, loadMore, announce, errorBox } from './dom.js';
 import { timeEl, formatInstant } from './time.js';
-import { reload, navigate } from './app.js';
+import { reload, navigate } from './router.js';
 
 const GRACE_PERIODS = [
   [0, 'None: the new secret signs from now on'],
