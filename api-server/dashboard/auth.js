@@ -1,4 +1,5 @@
-// Sign up, sign in, and the first workspace (seed 001), plus invitations waiting to be accepted.
+// Sign up, sign in, and the first workspace, plus invitations waiting to be accepted (README
+// "People, workspaces, members and the audit log").
 
 import { api } from './api.js';
 import { h, field, errorBox, form } from './dom.js';

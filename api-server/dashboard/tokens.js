@@ -1,4 +1,4 @@
-// Tokens (seed 000): the list, New Token, the secret shown once, rotate and revoke.
+// Tokens (README "The dashboard"): the list, New Token, the secret shown once, rotate and revoke.
 
 import { api, inWorkspace, withQuery } from './api.js';
 import { h, fill, field, modal, confirmAction, showSecretOnce, table, pageTitle, badge, loadMore, announce } from './dom.js';

@@ -1,4 +1,5 @@
-//! Webhooks over real HTTP: signatures as seed 004 checks them, outages, ordering, 410,
+//! Webhooks over real HTTP: signatures as a receiver hashing `JSON.stringify` of the parsed body
+//! checks them (README "Webhooks", Verifying a signature), outages, ordering, 410,
 //! redelivery, secret rotation, and replicas sharing one outbox.
 
 use crate::helpers::{Backend, TestApp, expect_error, expect_json, spawn_app};
@@ -23,8 +24,8 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Runs seed 004's receiver algorithm in node on each (secret, body, signature); `None` when
-/// node is missing outside CI (said on stderr; under CI that is a failure).
+/// Runs that receiver's check (`seed_receiver.js`) in node on each (secret, body, signature);
+/// `None` when node is missing outside CI (said on stderr; under CI that is a failure).
 fn seed_receiver_verdicts(cases: &[(String, String, String)]) -> Option<Vec<String>> {
     if Command::new("node").arg("--version").output().is_err() {
         assert!(

@@ -75,7 +75,9 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    /// Written by `testdata/seed_signature.mjs`, which runs seed 004's receiver code in node.
+    /// Written by `testdata/seed_signature.mjs`, which signs in node as a receiver that hashes
+    /// `JSON.stringify` of the parsed body does (one that works unchanged: README "Webhooks",
+    /// Verifying a signature).
     const SEED_VECTOR: &str = include_str!("../../testdata/seed_signature.json");
 
     fn seed_vector() -> (String, String, String) {
