@@ -1,5 +1,5 @@
-// Settings → Audit Log (seed 002): filtered, paged list and CSV export. Dates are whole days
-// in the workspace time zone; a day runs from its midnight to the next midnight.
+// Settings → Audit Log (README "The dashboard"): filtered, paged list and CSV export. Dates are
+// whole days in the workspace time zone; a day runs from its midnight to the next midnight.
 
 import { api, inWorkspace, withQuery } from './api.js';
 import { h, fill, uid, field, table, loadMore, announce } from './dom.js';

@@ -1,8 +1,9 @@
-// Sign up, sign in, and the first workspace (seed 001), plus invitations waiting to be accepted.
+// Sign up, sign in, and the first workspace, plus invitations waiting to be accepted (README
+// "People, workspaces, members and the audit log").
 
 import { api } from './api.js';
 import { h, field, errorBox, form } from './dom.js';
-import { navigate, refreshMe, signedIn } from './app.js';
+import { navigate, refreshMe, signedIn } from './router.js';
 
 function centered(title, ...content) {
   document.title = `${title} · Tooken`;

@@ -1,7 +1,7 @@
 // The frame around every workspace page: workspace switcher, navigation, the signed-in user.
 
 import { h } from './dom.js';
-import { navigate, signOut } from './app.js';
+import { navigate, signOut } from './router.js';
 
 export function shell(ctx, section, page) {
   const links = [

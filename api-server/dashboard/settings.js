@@ -1,12 +1,12 @@
-// Settings (seed 003): General, API Keys, Members and Audit Log. Each person sees only the
-// tabs whose settings they can change: Owners all, others their own personal API keys and,
-// for Admins, the audit log.
+// Settings (README "The dashboard"): General, API Keys, Members and Audit Log. Each person sees
+// only the tabs whose settings they can change: Owners all, others their own personal API keys
+// and, for Admins, the audit log.
 
 import { api, inWorkspace } from './api.js';
 import { h, field, errorBox, form, modal, confirmAction, showSecretOnce, table, pageTitle,
   badge, announce } from './dom.js';
 import { timeEl } from './time.js';
-import { navigate, reload, refreshMe } from './app.js';
+import { navigate, reload, refreshMe } from './router.js';
 import { auditLogTab } from './audit.js';
 
 const TABS = [

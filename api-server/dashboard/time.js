@@ -1,4 +1,5 @@
-// Timestamps are stored in UTC and shown in the workspace's time zone (seed 003).
+// Timestamps are stored in UTC and shown in the workspace's time zone, with UTC on hover (README
+// "The dashboard").
 
 function formatter(timeZone) {
   return new Intl.DateTimeFormat(undefined, {

@@ -1,9 +1,9 @@
-// Tokens (seed 000): the list, New Token, the secret shown once, rotate and revoke.
+// Tokens (README "The dashboard"): the list, New Token, the secret shown once, rotate and revoke.
 
 import { api, inWorkspace, withQuery } from './api.js';
 import { h, fill, field, modal, confirmAction, showSecretOnce, table, pageTitle, badge, loadMore, announce } from './dom.js';
 import { timeEl, zonedToUtc, dateIn, formatInstant } from './time.js';
-import { reload } from './app.js';
+import { reload } from './router.js';
 
 const GRACE_PERIODS = [
   [0, 'None: the old secret stops working now'],

@@ -1,10 +1,10 @@
-// Webhooks (seed 001): endpoints, their signing secret shown once, and the delivery log.
-// Only owners hold webhooks:write, so every change is offered to owners alone.
+// Webhooks (README "The dashboard"): endpoints, their signing secret shown once, and the
+// delivery log. Only owners hold webhooks:write, so every change is offered to owners alone.
 
 import { api, inWorkspace, withQuery } from './api.js';
 import { h, fill, uid, field, modal, confirmAction, showSecretOnce, table, pageTitle, badge, loadMore, announce, errorBox } from './dom.js';
 import { timeEl, formatInstant } from './time.js';
-import { reload, navigate } from './app.js';
+import { reload, navigate } from './router.js';
 
 const GRACE_PERIODS = [
   [0, 'None: the new secret signs from now on'],

@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use rand::RngExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use tooken_contract::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use tooken_contract::webhooks::DeliveryStatus;
 
 #[derive(Debug, Clone)]

@@ -200,5 +200,8 @@ fn only_the_store_reaches_the_connection_pool() {
         })
         .map(|(module, _)| module)
         .collect();
-    assert!(reaching.is_empty(), "use Store::connection or a unit of work: {reaching:?}");
+    assert!(
+        reaching.is_empty(),
+        "use Store::connection or a unit of work: {reaching:?}"
+    );
 }

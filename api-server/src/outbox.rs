@@ -4,7 +4,7 @@
 use crate::store::{StoreError, WriteTx, new_id, webhooks};
 use serde_json::Value;
 use tooken_contract::audit::AuditEvent;
-use tooken_contract::webhook::Event;
+use tooken_contract::signature::Event;
 
 /// The body receivers get: `{id, type, created_at, workspace, data}`, compact, so that
 /// `JSON.stringify(JSON.parse(body))` gives back the same bytes (README "Webhooks", "Verifying

@@ -388,7 +388,7 @@ async fn exit_codes_say_what_went_wrong(server: Server) {
             .code,
         2
     );
-    // 401 with the seeds' message, and 403.
+    // 401 with its exact message (README "The API", Errors), and 403.
     let run = tooken(&server, "tok_live_nope", &["tokens", "list"]).await;
     assert_eq!(
         (run.code, run.stderr.as_str()),

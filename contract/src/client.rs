@@ -1,4 +1,5 @@
-//! A typed HTTP client for the Tooken REST API, used by the operator, the sidecar and tests.
+//! A typed HTTP client for the Tooken REST API, used by the operator, the CLI and tests; only
+//! with the `client` feature, which brings in reqwest.
 
 use crate::api_keys::{ApiKey, ApiKeyList, CreateApiKeyRequest, IssuedApiKey};
 use crate::audit::{AuditEventList, ExportAuditParams, ListAuditParams};

@@ -1,4 +1,4 @@
-//! The credential format shared by API keys and tokens (SPEC §2):
+//! The credential format shared by API keys and tokens (README "The API", Credentials):
 //! `tok_live_` + 30 base62 characters (≈178 random bits) + 6 base62 characters of CRC32.
 //! Dashboard sessions use the same shape with the prefix `tok_sess_`, so a leaked session is
 //! told apart from an API key at a glance.

@@ -1,4 +1,5 @@
-//! The error body every `/v1` route returns: `{"error": "<code>", "message": "…"}` (SPEC §3).
+//! The error body every `/v1` route returns: `{"error": "<code>", "message": "…"}`
+//! (README "The API", Errors).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,5 +14,5 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// The exact 401 message from the product docs (seed 002).
+/// The exact message of every 401 (README "The API", Errors).
 pub const UNAUTHORIZED_MESSAGE: &str = "Invalid or missing API key";

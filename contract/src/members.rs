@@ -1,4 +1,4 @@
-//! Member roles (seed 003's table).
+//! Member roles, as in the role table of README "The API" (Who may do what).
 
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The scopes a token can carry (seed 000's table).
+//! The scopes a token can carry, and what each allows.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -66,7 +66,8 @@ impl Scope {
         )
     }
 
-    /// What the scope allows, worded as in the product docs.
+    /// What the scope allows, as the dashboard's New Token form shows it; its browser test
+    /// checks the words.
     pub fn description(self) -> &'static str {
         match self {
             Scope::TokensRead => "List and retrieve token metadata",

@@ -76,6 +76,19 @@ impl Cli {
             (None, Some(_)) => anyhow::bail!("TOOKEN_API_KEY is set but TOOKEN_API_URL is missing"),
         }
     }
+
+    /// Who takes part in leader election, and on which Lease; `None` when it is turned off.
+    pub fn elector(&self, client: &kube::Client) -> Option<crate::leader::Elector> {
+        self.leader_election.then(|| crate::leader::Elector {
+            api: kube::Api::namespaced(client.clone(), &self.lease_namespace),
+            name: self.lease_name.clone(),
+            identity: self
+                .identity
+                .clone()
+                .unwrap_or_else(|| format!("tooken-operator-{}", std::process::id())),
+            lease_seconds: 15,
+        })
+    }
 }
 
 #[cfg(test)]

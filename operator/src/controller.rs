@@ -1,6 +1,7 @@
 //! Wiring: the kube Controller over TookenTokens (and the Secrets they own), the finalizer
 //! that revokes on delete, and backoff with jitter on errors.
 
+use crate::backoff::Backoff;
 use crate::change_feed::{Change, ChangeFeed, OwnRotations};
 use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
@@ -21,7 +22,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, ResourceExt};
 use rand::RngExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub default_connection: Option<ApiConnection>,
     /// Consecutive failures per resource, for backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    backoff: Backoff,
     managed: Mutex<HashSet<String>>,
     /// Whether a change feed reads the default connection's audit log.
     has_feed: bool,
@@ -99,13 +100,6 @@ impl Context {
     }
 }
 
-/// Exponential backoff from 5 s to 5 min with ±25 % jitter, so many failing resources do not
-/// retry in lockstep.
-pub fn backoff(failures: u32) -> Duration {
-    let base = 5u64.saturating_mul(1u64 << failures.min(6)).min(300);
-    Duration::from_secs(base).mul_f64(rand::rng().random_range(0.75..1.25))
-}
-
 /// The periodic check of an otherwise idle resource, spread over the last fifth of
 /// `MAX_REQUEUE` so resources created together are not all checked in the same second.
 fn spread(wait: Duration) -> Duration {
@@ -136,6 +130,11 @@ pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<Too
         .collect()
 }
 
+/// The Tooken API client for `connection`, on the shared HTTP client.
+fn tooken_client(http: &reqwest::Client, connection: &ApiConnection) -> tooken_contract::Client {
+    tooken_contract::Client::new(http.clone(), &connection.url, &connection.api_key)
+}
+
 /// The Tooken API client for a resource, from the connection that serves it.
 async fn api_client(
     ctx: &Context,
@@ -144,11 +143,7 @@ async fn api_client(
 ) -> Result<MeteredApi, ReconcileError> {
     let connection = connection(ctx, tt, serve).await?;
     Ok(MeteredApi {
-        client: tooken_contract::Client::new(
-            ctx.http.clone(),
-            &connection.url,
-            &connection.api_key,
-        ),
+        client: tooken_client(&ctx.http, &connection),
         metrics: ctx.metrics.clone(),
         own: ctx.own_rotations.clone(),
     })
@@ -259,15 +254,13 @@ async fn reconcile(
                     }
                     Err(err) => {
                         // The finalizer stays until revocation succeeds; see README for releasing it.
-                        let failure =
-                            ReconcileError::Api(crate::tooken_api::ApiFailure::Unavailable(
-                                format!("revoking on delete failed, will retry: {err}"),
-                            ));
+                        let failure = ReconcileError::CleanupFailed(err.to_string());
                         reconcile::report_failure(&tt, &ctx.cluster, &failure, Timestamp::now())
                             .await;
                         ctx.cluster
                             .event(&tt, true, "RevokeFailed", err.to_string())
                             .await;
+                        // Counted (metrics, backoff) as the failure that stopped the revocation.
                         Err(err)
                     }
                 }
@@ -289,7 +282,7 @@ async fn reconcile(
         })
         .inc();
     if result.is_ok() {
-        ctx.failures.lock().expect("lock").remove(&key);
+        ctx.backoff.forget(&key);
         if !was_ready && let Some(created) = tt.metadata.creation_timestamp.as_ref() {
             let seconds = Timestamp::now().duration_since(created.0).as_secs_f64();
             ctx.metrics.time_to_ready.observe(seconds.max(0.0));
@@ -315,14 +308,9 @@ fn error_policy(
         })
         .inc();
     let key = format!("{}/{}", tt.namespace().unwrap_or_default(), tt.name_any());
-    let failures = {
-        let mut all = ctx.failures.lock().expect("lock");
-        let count = all.entry(key).or_insert(0);
-        *count += 1;
-        *count
-    };
-    tracing::warn!(name = %tt.name_any(), reason, error = %error, failures, "reconcile failed");
-    Action::requeue(backoff(failures))
+    let retry = ctx.backoff.record_failure(&key);
+    tracing::warn!(name = %tt.name_any(), reason, error = %error, failures = retry.failures, "reconcile failed");
+    Action::requeue(retry.after)
 }
 
 /// Runs the controller until a shutdown signal.
@@ -381,11 +369,7 @@ pub async fn run(
     let own_rotations = Arc::new(OwnRotations::default());
     if let Some(connection) = &settings.default_connection {
         let feed = ChangeFeed {
-            client: tooken_contract::Client::new(
-                http.clone(),
-                &connection.url,
-                &connection.api_key,
-            ),
+            client: tooken_client(&http, connection),
             metrics: metrics.clone(),
             interval: settings.change_poll,
             refused: feed_refused.clone(),
@@ -426,7 +410,7 @@ pub async fn run(
         metrics,
         has_feed: settings.default_connection.is_some(),
         default_connection: settings.default_connection,
-        failures: Mutex::default(),
+        backoff: Backoff::default(),
         managed: Mutex::default(),
         feed_refused,
         own_rotations,
@@ -477,17 +461,5 @@ mod tests {
             Duration::from_secs(5),
             "a sooner schedule is kept"
         );
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        let first = backoff(1);
-        assert!(
-            (Duration::from_millis(7500)..=Duration::from_millis(12500)).contains(&first),
-            "{first:?}"
-        );
-        assert!(backoff(20) <= Duration::from_secs(375));
-        let samples: HashSet<u128> = (0..20).map(|_| backoff(3).as_millis()).collect();
-        assert!(samples.len() > 1, "jittered");
     }
 }

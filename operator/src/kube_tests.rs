@@ -251,6 +251,31 @@ async fn a_failure_already_in_the_status_is_not_written_again() {
 }
 
 #[tokio::test]
+async fn a_failed_revocation_shows_as_the_api_being_unavailable() {
+    let (client, seen) = api_server(echo);
+    let cluster = kube_cluster(client);
+    let err = crate::reconcile::ReconcileError::CleanupFailed("connection refused".into());
+    crate::reconcile::report_failure(&resource(), &cluster, &err, Timestamp::now()).await;
+    let seen = seen.lock().unwrap();
+    let condition = &seen[0].body["status"]["conditions"][0];
+    assert_eq!(
+        (
+            condition["status"].as_str(),
+            condition["reason"].as_str(),
+            condition["message"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("ApiUnavailable"),
+            Some(
+                "the Tooken API is unavailable: revoking on delete failed, will retry: \
+                 connection refused"
+            )
+        )
+    );
+}
+
+#[tokio::test]
 async fn deleting_revokes_and_records_it() {
     let (client, seen) = api_server(echo);
     let (fake_cluster, api) = world();

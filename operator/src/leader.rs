@@ -6,6 +6,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Elector {
@@ -14,6 +15,18 @@ pub struct Elector {
     pub identity: String,
     pub lease_seconds: i32,
 }
+
+/// Why a leader stopped leading: it must stop acting at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseLost {
+    #[error("lost the lease to another replica")]
+    TakenOver,
+    #[error("the lease may have run out")]
+    NotRenewed,
+}
+
+/// How often the acquire loop asks again while another replica holds the lease.
+const ACQUIRE_RETRY: Duration = Duration::from_secs(2);
 
 fn is_conflict(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409)
@@ -69,6 +82,39 @@ impl Elector {
             Ok(_) => Ok(true),
             Err(err) if is_conflict(&err) => Ok(false),
             Err(err) => Err(err),
+        }
+    }
+}
+
+impl Elector {
+    /// Returns once this replica holds the lease, asking again every 2 s while another does.
+    pub async fn wait_for_lease(&self) -> Result<(), kube::Error> {
+        while !self.try_acquire(Timestamp::now()).await? {
+            tokio::time::sleep(ACQUIRE_RETRY).await;
+        }
+        Ok(())
+    }
+
+    /// Renews the held lease every third of its duration, and returns when it is lost: taken by
+    /// another replica, or not renewed within two thirds of its duration (so the caller stops
+    /// before it could run out).
+    pub async fn keep_leading(&self) -> LeaseLost {
+        let period = Duration::from_secs((self.lease_seconds / 3).max(1) as u64);
+        let mut last_renewed = Instant::now();
+        loop {
+            tokio::time::sleep(period).await;
+            match self.try_acquire(Timestamp::now()).await {
+                Ok(true) => last_renewed = Instant::now(),
+                Ok(false) => return LeaseLost::TakenOver,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not renew the lease");
+                    if last_renewed.elapsed()
+                        > Duration::from_secs(self.lease_seconds as u64 * 2 / 3)
+                    {
+                        return LeaseLost::NotRenewed;
+                    }
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Tooken operator: `TookenToken` resources become tokens kept in Kubernetes Secrets.
 
+pub mod backoff;
 pub mod change_feed;
 pub mod cli;
 pub mod cluster;
@@ -8,6 +9,7 @@ pub mod crd;
 pub mod duration;
 #[cfg(test)]
 mod fake;
+pub mod health;
 pub mod kube_client;
 #[cfg(test)]
 mod kube_tests;

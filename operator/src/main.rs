@@ -5,10 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tooken_operator::cli::{Cli, Setup};
 use tooken_operator::controller::{self, Settings};
-use tooken_operator::leader::Elector;
 use tooken_operator::metrics::Metrics;
-use tooken_operator::setup;
-use warp::Filter;
+use tooken_operator::{health, setup};
 
 // jemalloc returns the memory of a burst of reconciles; glibc's allocator kept it fragmented
 // (see "Benchmark: the operator at scale" in README.md).
@@ -57,27 +55,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(serve_health(cli.listen, metrics.clone(), ready.clone()));
+    tokio::spawn(health::serve(cli.listen, metrics.clone(), ready.clone()));
     // Followers are ready too: they stand by to take the lease.
     ready.store(true, Ordering::SeqCst);
 
-    if cli.leader_election {
-        let identity = cli
-            .identity
-            .clone()
-            .unwrap_or_else(|| format!("tooken-operator-{}", std::process::id()));
-        let elector = Elector {
-            api: kube::Api::namespaced(client.clone(), &cli.lease_namespace),
-            name: cli.lease_name.clone(),
-            identity,
-            lease_seconds: 15,
-        };
-        while !elector.try_acquire(jiff::Timestamp::now()).await? {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+    if let Some(elector) = cli.elector(&client) {
+        elector.wait_for_lease().await?;
         tracing::info!(identity = %elector.identity, "leading");
         metrics.leader.set(1);
-        tokio::spawn(keep_leading(elector));
+        // A replica that cannot keep the lease exits, so it never acts without it.
+        tokio::spawn(async move {
+            let lost = elector.keep_leading().await;
+            tracing::error!("{lost}; exiting");
+            std::process::exit(1);
+        });
     }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -95,53 +86,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )
     .await;
     Ok(())
-}
-
-/// Renews the lease; a replica that cannot renew in time exits, so it never acts without it.
-async fn keep_leading(elector: Elector) {
-    let period = Duration::from_secs((elector.lease_seconds / 3).max(1) as u64);
-    let mut last_renewed = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(period).await;
-        match elector.try_acquire(jiff::Timestamp::now()).await {
-            Ok(true) => last_renewed = std::time::Instant::now(),
-            Ok(false) => {
-                tracing::error!("lost the lease to another replica; exiting");
-                std::process::exit(1);
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not renew the lease");
-                if last_renewed.elapsed()
-                    > Duration::from_secs(elector.lease_seconds as u64 * 2 / 3)
-                {
-                    tracing::error!("the lease may have run out; exiting");
-                    std::process::exit(1);
-                }
-            }
-        }
-    }
-}
-
-async fn serve_health(addr: std::net::SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
-    let healthz = warp::path!("healthz").map(|| String::from("ok"));
-    let readyz = warp::path!("readyz").map(move || {
-        if ready.load(Ordering::SeqCst) {
-            warp::reply::with_status(String::from("ready"), warp::http::StatusCode::OK)
-        } else {
-            warp::reply::with_status(
-                String::from("starting"),
-                warp::http::StatusCode::SERVICE_UNAVAILABLE,
-            )
-        }
-    });
-    let metrics = warp::path!("metrics").map(move || metrics.render());
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => {
-            warp::serve(healthz.or(readyz).or(metrics))
-                .incoming(listener)
-                .run()
-                .await
-        }
-        Err(err) => tracing::error!(error = %err, %addr, "cannot serve health and metrics"),
-    }
 }

@@ -42,6 +42,10 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("the Tooken API kept replaying rotations without a secret, or the token vanished")]
     NoSecret,
+    /// Revoking on delete failed (for the reason given); the finalizer stays until it succeeds.
+    /// Its message and condition reason are the ones such a failure has always shown.
+    #[error("the Tooken API is unavailable: revoking on delete failed, will retry: {0}")]
+    CleanupFailed(String),
 }
 
 impl ReconcileError {
@@ -59,6 +63,8 @@ impl ReconcileError {
             }
             ReconcileError::Kube(_) => "KubernetesError",
             ReconcileError::NoSecret => "NoSecret",
+            // The `Ready` reason a failed revocation has always shown; its Event is `RevokeFailed`.
+            ReconcileError::CleanupFailed(_) => "ApiUnavailable",
         }
     }
 }
@@ -177,7 +183,8 @@ pub async fn report_failure<C: Cluster>(
 }
 
 /// Brings the token and its Secret in line with the spec; returns when to look again.
-/// Steps: settle pending revocations, ensure the token, ensure the Secret, write the status.
+/// Steps: settle pending revocations, ensure the token, ensure its value, ensure the Secret,
+/// write the status.
 pub async fn apply<C: Cluster, A: TookenApi>(
     tt: &TookenToken,
     cluster: &C,
@@ -203,42 +210,14 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     }
     settle_revocations(tt, cluster, api, &mut status, now).await?;
     let ensured = ensure_token(tt, cluster, api, &mut status, now).await?;
-    let (token, value, event) =
-        ensure_value(tt, api, &status, existing.as_ref(), ensured, now).await?;
+    let Ensured {
+        token,
+        secret,
+        event,
+    } = ensure_value(tt, api, &status, existing.as_ref(), ensured, now).await?;
+    let value_hash = ensure_secret(tt, cluster, existing.as_ref(), &token, secret).await?;
 
     let rotation = token.rotation;
-    let mut desired = DesiredSecret {
-        name: secret_name.clone(),
-        key: tt.secret_key(),
-        value: String::new(),
-        token_id: token.id.clone(),
-        rotation,
-        labels: tt.spec.secret.labels.clone(),
-        annotations: tt.spec.secret.annotations.clone(),
-    };
-    let held = existing.as_ref().and_then(|s| s.digests.get(&desired.key));
-    let value_hash = match value {
-        Some(value) => {
-            desired.value = value;
-            sha256_hex(&desired.value)
-        }
-        // Kept: only a cached view lacks the value, and it is trusted only when it matches
-        // the status, metadata included, so nothing needs writing.
-        None => held.cloned().ok_or(ReconcileError::NoSecret)?,
-    };
-    let current_secret = existing.as_ref().is_some_and(|s| {
-        let ours = desired.to_secret(tt).metadata;
-        Some(&s.labels) == ours.labels.as_ref()
-            && Some(&s.annotations) == ours.annotations.as_ref()
-            && held == Some(&value_hash)
-    });
-    if !current_secret {
-        if desired.value.is_empty() {
-            return Err(ReconcileError::NoSecret);
-        }
-        cluster.apply_secret(tt, &desired).await?;
-    }
-
     let last_rotation = last_rotation(&token);
     let next = next_rotation(tt, last_rotation, token.expires_at);
     status.rotation = Some(rotation);
@@ -288,6 +267,49 @@ pub async fn apply<C: Cluster, A: TookenApi>(
     Ok(wait.min(MAX_REQUEUE))
 }
 
+/// Writes the Secret unless it already holds `value` with the current metadata; `None` keeps
+/// the value it holds. Returns the digest of the value it holds then.
+async fn ensure_secret<C: Cluster>(
+    tt: &TookenToken,
+    cluster: &C,
+    existing: Option<&ObservedSecret>,
+    token: &Token,
+    value: Option<String>,
+) -> Result<String, ReconcileError> {
+    let mut desired = DesiredSecret {
+        name: tt.secret_name(),
+        key: tt.secret_key(),
+        value: String::new(),
+        token_id: token.id.clone(),
+        rotation: token.rotation,
+        labels: tt.spec.secret.labels.clone(),
+        annotations: tt.spec.secret.annotations.clone(),
+    };
+    let held = existing.and_then(|s| s.digests.get(&desired.key));
+    let value_hash = match value {
+        Some(value) => {
+            desired.value = value;
+            sha256_hex(&desired.value)
+        }
+        // Kept: only a cached view lacks the value, and it is trusted only when it matches
+        // the status, metadata included, so nothing needs writing.
+        None => held.cloned().ok_or(ReconcileError::NoSecret)?,
+    };
+    let current_secret = existing.is_some_and(|s| {
+        let ours = desired.to_secret(tt).metadata;
+        Some(&s.labels) == ours.labels.as_ref()
+            && Some(&s.annotations) == ours.annotations.as_ref()
+            && held == Some(&value_hash)
+    });
+    if !current_secret {
+        if desired.value.is_empty() {
+            return Err(ReconcileError::NoSecret);
+        }
+        cluster.apply_secret(tt, &desired).await?;
+    }
+    Ok(value_hash)
+}
+
 /// The trimmed `tooken.io/rotate-at` value, if set.
 fn rotate_at(tt: &TookenToken) -> Option<&str> {
     tt.metadata
@@ -326,11 +348,13 @@ async fn settle_revocations<C: Cluster, A: TookenApi>(
     Ok(())
 }
 
-/// The token the Secret should hold, as the API reports it now.
+/// What the ensure steps hand on: the token the Secret should hold, as the API reports it now.
 struct Ensured {
     token: Token,
-    /// Its secret, when it was issued by this run.
+    /// Its secret, when known: issued or rotated by this run, or read from the Secret. `None`
+    /// keeps the one the Secret holds (known by its digest).
     secret: Option<String>,
+    /// The Event that says what was done.
     event: Option<(&'static str, String)>,
 }
 
@@ -578,9 +602,6 @@ fn why_rotate(
     }
 }
 
-/// What an ensure step found, and the Event that says so.
-type Found = (Token, Option<String>, Option<(&'static str, String)>);
-
 /// The secret to write: the one just issued, a new rotation's, or `None` to keep the one the
 /// Secret holds (known by its digest).
 async fn ensure_value<A: TookenApi>(
@@ -590,15 +611,19 @@ async fn ensure_value<A: TookenApi>(
     existing: Option<&ObservedSecret>,
     ensured: Ensured,
     now: Timestamp,
-) -> Result<Found, ReconcileError> {
+) -> Result<Ensured, ReconcileError> {
     let key = tt.secret_key();
     let Ensured {
         mut token,
         secret,
         mut event,
     } = ensured;
-    if let Some(value) = secret {
-        return Ok((token, Some(value), event));
+    if secret.is_some() {
+        return Ok(Ensured {
+            token,
+            secret,
+            event,
+        });
     }
     if let Some(value) = tt.requested_rotation() {
         let request = requests::rotate_request(tt, &token, false);
@@ -608,8 +633,12 @@ async fn ensure_value<A: TookenApi>(
             .rotate_token(&token.id, &request, &idempotency_key)
             .await?;
         let note = format!("rotated as asked by {ROTATE_AT_ANNOTATION}={value}");
-        if let Some(secret) = rotated.secret {
-            return Ok((rotated.token, Some(secret), Some(("Rotated", note))));
+        if rotated.secret.is_some() {
+            return Ok(Ensured {
+                token: rotated.token,
+                secret: rotated.secret,
+                event: Some(("Rotated", note)),
+            });
         }
         // Done before a crash; what the Secret holds since then is read below.
         token = api
@@ -621,8 +650,12 @@ async fn ensure_value<A: TookenApi>(
     let scheduled =
         next_rotation(tt, last_rotation(&token), token.expires_at).is_some_and(|at| at <= now);
     if !scheduled && holds_current(existing, &key, status, &token) {
-        let value = existing.and_then(|s| s.value(&key)).map(str::to_owned);
-        return Ok((token, value, event));
+        let secret = existing.and_then(|s| s.value(&key)).map(str::to_owned);
+        return Ok(Ensured {
+            token,
+            secret,
+            event,
+        });
     }
     let why = if scheduled {
         ("Rotated", "rotated on schedule".into())
@@ -630,7 +663,11 @@ async fn ensure_value<A: TookenApi>(
         why_rotate(existing, &key, &token, status)
     };
     let (token, value) = rotate(tt, api, token, scheduled).await?;
-    Ok((token, Some(value), event.or(Some(why))))
+    Ok(Ensured {
+        token,
+        secret: Some(value),
+        event: event.or(Some(why)),
+    })
 }
 
 /// Rotates `token` from the generation it has now. A replay (no secret) means an earlier

@@ -7,7 +7,7 @@ use kube::client::Body;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tooken_contract::webhook::{SIGNATURE_HEADER, sign};
+use tooken_contract::signature::{SIGNATURE_HEADER, sign};
 use tooken_sidecar::metrics::Metrics;
 use tooken_sidecar::receiver::Receiver;
 use tooken_sidecar::receiver::restarter::Restarter;

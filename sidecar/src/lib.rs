@@ -7,6 +7,7 @@ pub mod keys;
 pub mod metrics;
 pub mod ops;
 pub mod receiver;
+pub mod secret_poll;
 pub mod server;
 pub mod volume;
 pub mod webhook;

@@ -1,6 +1,7 @@
-// Produces seed_signature.json: the signature the webhook receiver of seed 004 expects for a
-// token.rotated delivery. The HMAC line is the seed's code unchanged; `req.body` is what
-// express.json() makes of the raw body. Run: node seed_signature.mjs > seed_signature.json
+// Produces seed_signature.json: the signature that a webhook receiver hashing JSON.stringify of
+// the parsed body expects for a token.rotated delivery (such a receiver works unchanged: README
+// "Webhooks", Verifying a signature). The HMAC line is that receiver's, unchanged; `req.body` is
+// what express.json() makes of the raw body. Run: node seed_signature.mjs > seed_signature.json
 import crypto from 'crypto';
 
 const WEBHOOK_SECRET = 'whsec_HSx2lpNsD5gKMv7mK0lrh5jtMwIihjhS';

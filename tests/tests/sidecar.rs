@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
-use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign};
+use tooken_contract::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER, sign};
 use tooken_e2e::{
     client, eventually, free_port, kubeconfig, pod_templates, spawn, unique_namespace,
 };

@@ -33,8 +33,9 @@ pub const PAGE_ROUTES: [&str; 8] = [
 const INDEX: &str = include_str!("../../dashboard/index.html");
 
 /// Every file under `/assets/`, with its content type.
-const ASSETS: [(&str, &str, &str); 11] = [
+const ASSETS: [(&str, &str, &str); 12] = [
     ("app.js", JS, include_str!("../../dashboard/app.js")),
+    ("router.js", JS, include_str!("../../dashboard/router.js")),
     ("api.js", JS, include_str!("../../dashboard/api.js")),
     ("dom.js", JS, include_str!("../../dashboard/dom.js")),
     ("time.js", JS, include_str!("../../dashboard/time.js")),

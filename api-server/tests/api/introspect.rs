@@ -195,7 +195,7 @@ async fn the_api_key_may_come_with_basic(app: TestApp) {
         assert_eq!(answer["active"], true, "{answer}");
         assert_eq!(answer["client_id"], "reader");
     }
-    // A wrong key, or Basic that does not decode, is the seeds' 401.
+    // A wrong key, or Basic that does not decode, is the exact 401 of README "The API" (Errors).
     for request in [
         basic("gateway", "tok_live_wrong"),
         with_form(
@@ -216,7 +216,7 @@ async fn the_api_key_may_come_with_basic(app: TestApp) {
 async fn bad_requests_are_refused_clearly(app: TestApp) {
     let (_, secret) = app.token("reader", json!(["tokens:read"])).await;
     let (_, writer) = app.token("writer", json!(["tokens:write"])).await;
-    // No credential: the seeds' exact 401.
+    // No credential: the exact 401 of README "The API" (Errors).
     let response = with_form(
         app.raw(Method::POST, "/v1/oauth2/introspect"),
         &[("token", secret.as_str())],

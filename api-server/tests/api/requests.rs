@@ -149,8 +149,8 @@ async fn unknown_routes_and_methods(app: TestApp) {
     expect_error(response, 405, "method_not_allowed").await;
 }
 
-/// SPEC §3: each credential has its own allowance; beyond it, 429 with `Retry-After`, and a
-/// refused request changes nothing.
+/// README "The API" (Rate limits): each credential has its own allowance; beyond it, 429 with
+/// `Retry-After`, and a refused request changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_credential_is_rate_limited_with_retry_after() {
     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |settings| {

@@ -1,4 +1,5 @@
-// The signature check of seed 004's webhook receiver, run on real deliveries.
+// The signature check of a webhook receiver that hashes JSON.stringify of the parsed body, which
+// README "Webhooks" (Verifying a signature) says works unchanged, run on real deliveries.
 // express.json() parses the body; the receiver signs JSON.stringify(req.body) and compares.
 // Input (stdin): [{"secret": "...", "body": "<raw body>", "signature": "<X-Tooken-Signature>"}]
 // Output: one line per delivery, "ok" or "mismatch".

@@ -1,4 +1,5 @@
-//! Webhooks over real HTTP: signatures as seed 004 checks them, outages, ordering, 410,
+//! Webhooks over real HTTP: signatures as a receiver hashing `JSON.stringify` of the parsed body
+//! checks them (README "Webhooks", Verifying a signature), outages, ordering, 410,
 //! redelivery, secret rotation, and replicas sharing one outbox.
 
 use crate::helpers::{Backend, TestApp, expect_error, expect_json, spawn_app};
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tooken_contract::webhook;
+use tooken_contract::signature;
 
 on_both_backends!(
     deliveries_are_signed_as_the_seed_receiver_checks,
@@ -23,8 +24,8 @@ on_both_backends!(
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Runs seed 004's receiver algorithm in node on each (secret, body, signature); `None` when
-/// node is missing outside CI (said on stderr; under CI that is a failure).
+/// Runs that receiver's check (`seed_receiver.js`) in node on each (secret, body, signature);
+/// `None` when node is missing outside CI (said on stderr; under CI that is a failure).
 fn seed_receiver_verdicts(cases: &[(String, String, String)]) -> Option<Vec<String>> {
     if Command::new("node").arg("--version").output().is_err() {
         assert!(
@@ -123,7 +124,7 @@ async fn deliveries_are_signed_as_the_seed_receiver_checks(app: TestApp) {
     assert_eq!(types, ["token.created", "token.rotated", "token.revoked"]);
     for delivery in &got {
         let body = delivery.json();
-        assert!(webhook::verify(
+        assert!(signature::verify(
             &[secret.as_bytes()],
             &delivery.header("x-tooken-signature"),
             &delivery.body
@@ -349,7 +350,7 @@ async fn secret_rotation_misses_no_delivery(app: TestApp) {
     app.token("in-grace", json!(["tokens:read"])).await;
     let during = receiver.wait_accepted(1, WAIT).await;
     let signature = during[0].header("x-tooken-signature");
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[old.as_bytes()],
         &signature,
         &during[0].body
@@ -358,17 +359,17 @@ async fn secret_rotation_misses_no_delivery(app: TestApp) {
     app.token("after-grace", json!(["tokens:read"])).await;
     let after = receiver.wait_accepted(2, WAIT).await;
     let signature = after[1].header("x-tooken-signature");
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[new.as_bytes()],
         &signature,
         &after[1].body
     ));
-    assert!(!webhook::verify(
+    assert!(!signature::verify(
         &[old.as_bytes()],
         &signature,
         &after[1].body
     ));
-    assert!(webhook::verify(
+    assert!(signature::verify(
         &[old.as_bytes(), new.as_bytes()],
         &signature,
         &after[1].body

@@ -1,5 +1,6 @@
-// Members and roles (seed 003): an Owner invites a Viewer from Settings → Members, the Viewer
-// accepts in the browser and sees read-only pages; user strings are shown, never run.
+// Members and roles (README "People, workspaces, members and the audit log"): an Owner invites
+// a Viewer from Settings → Members, the Viewer accepts in the browser and sees read-only pages;
+// user strings are shown, never run.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Seed 000 end to end in the browser: sign in → Tokens → New Token → copy the secret once →
+// A token's life end to end in the browser: sign in → Tokens → New Token → copy the secret once →
 // close → it is gone → use it with curl → rotate it → revoke it.
 
 import { after, before, test } from 'node:test';
@@ -11,7 +11,7 @@ import {
 
 const EMAIL = 'ada@example.com';
 const PASSWORD = 'correct horse battery';
-// Seed 000's table, word for word.
+// Every scope with its description, word for word (`Scope::description`).
 const SEED_SCOPES = [
   ['tokens:read', 'List and retrieve token metadata'],
   ['tokens:write', 'Create new tokens'],
@@ -28,7 +28,7 @@ before(async () => {
   // Last-used times are written every 100 ms, so the page can show them without waiting.
   server = await startServer({ env: { TOOKEN_USAGE_FLUSH_INTERVAL_MS: '100' } });
   browser = await launchBrowser();
-  // Seed 001 (sign up, create a workspace) is the smoke test's; start from its end.
+  // Signing up and creating a workspace is the smoke test's; start from its end.
   await createOwner(server.url, EMAIL, PASSWORD, 'Production');
 });
 after(async () => {

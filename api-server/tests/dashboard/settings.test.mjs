@@ -1,4 +1,4 @@
-// Settings (seeds 002 and 003): General with the time zone every page then uses, API keys
+// Settings (README "The dashboard"): General with the time zone every page then uses, API keys
 // created, regenerated and deleted, and the audit log with filters and its CSV export.
 
 import { after, before, test } from 'node:test';

@@ -1,5 +1,5 @@
-// Webhooks (SPEC §4): create an endpoint in the browser, see a real signed delivery in its
-// log, redeliver it, edit it, rotate its secret, delete it.
+// Webhooks (README "Webhooks"): create an endpoint in the browser, see a real signed delivery
+// in its log, redeliver it, edit it, rotate its secret, delete it.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

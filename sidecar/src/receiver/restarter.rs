@@ -8,6 +8,7 @@ use super::secrets::{self, SecretRef};
 use super::targets::{self, Target};
 use super::workload::{self, Restart};
 use crate::metrics::{Metrics, RestartLabels};
+use crate::secret_poll::SECRET_POLL;
 use crate::webhook::{HandleError, Handled};
 use crate::{Clock, keys};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -15,9 +16,6 @@ use kube::{Client, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How often the Secrets are listed again while waiting for the operator to write them.
-pub const SECRET_POLL: Duration = Duration::from_millis(500);
 
 pub struct Restarter {
     pub client: Client,

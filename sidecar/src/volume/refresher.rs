@@ -6,7 +6,7 @@ use super::notify::Notifier;
 use crate::keys;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::ops::Readiness;
-use crate::receiver::restarter::SECRET_POLL;
+use crate::secret_poll::SECRET_POLL;
 use crate::webhook::{HandleError, Handled, Rotation, RotationHandler};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};

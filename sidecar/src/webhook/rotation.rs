@@ -2,7 +2,7 @@
 
 use futures::future::BoxFuture;
 use std::time::Instant;
-use tooken_contract::webhook::Event;
+use tooken_contract::signature::Event;
 
 pub const TOKEN_ROTATED: &str = "token.rotated";
 

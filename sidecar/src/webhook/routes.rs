@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Instant;
-use tooken_contract::webhook::{EVENT_ID_HEADER, SIGNATURE_HEADER};
+use tooken_contract::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -146,7 +146,7 @@ mod tests {
     use futures::future::BoxFuture;
     use std::sync::Mutex;
     use std::time::Duration;
-    use tooken_contract::webhook::sign;
+    use tooken_contract::signature::sign;
 
     const NOW: &str = "2026-11-26T06:02:14Z";
 

@@ -6,7 +6,7 @@ use crate::webhook::replay::ReplayCache;
 use jiff::Timestamp;
 use std::sync::Mutex;
 use std::time::Duration;
-use tooken_contract::webhook::{self, Event};
+use tooken_contract::signature::{self, Event};
 
 pub struct Verifier {
     secrets: Vec<Vec<u8>>,
@@ -34,7 +34,7 @@ impl Verifier {
     ) -> Result<Event, WebhookError> {
         // The signature first: nothing about an unsigned body is looked at or revealed.
         let signature = signature.ok_or(WebhookError::BadSignature)?;
-        if !webhook::verify(&self.secrets, signature, body) {
+        if !signature::verify(&self.secrets, signature, body) {
             return Err(WebhookError::BadSignature);
         }
         let event: Event =
@@ -75,7 +75,9 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    /// Written by `testdata/seed_signature.mjs`, which runs seed 004's receiver code in node.
+    /// Written by `testdata/seed_signature.mjs`, which signs in node as a receiver that hashes
+    /// `JSON.stringify` of the parsed body does (one that works unchanged: README "Webhooks",
+    /// Verifying a signature).
     const SEED_VECTOR: &str = include_str!("../../testdata/seed_signature.json");
 
     fn seed_vector() -> (String, String, String) {
@@ -168,7 +170,7 @@ mod tests {
     fn a_signed_body_that_is_not_an_event_or_disagrees_with_its_header_is_malformed() {
         let verifier = verifier(&["s"]);
         let body = br#"{"hello":"world"}"#;
-        let signature = webhook::sign(b"s", body);
+        let signature = signature::sign(b"s", body);
         let err = verifier
             .check(Some(&signature), None, body, Timestamp::now())
             .unwrap_err();

@@ -10,9 +10,9 @@ use crate::http::credentials::{Presented, bearer};
 use crate::http::endpoint::{At, Endpoint};
 use crate::http::error::ApiError;
 use crate::http::extract::{presented, raw_query, with_state};
-use crate::serve;
 use crate::http::route_table::Reach;
 use crate::http::state::AppState;
+use crate::serve;
 use crate::service::Error;
 use std::str::FromStr;
 use tooken_contract::downstream::{

@@ -1,5 +1,5 @@
-//! Webhook envelopes and the `X-Tooken-Signature` scheme (SPEC §4, seed 004):
-//! `sha256=<hex HMAC-SHA256(endpoint secret, raw body)>`.
+//! Webhook envelopes and the `X-Tooken-Signature` scheme (README "Webhooks", Verifying a
+//! signature): `sha256=<hex HMAC-SHA256(endpoint secret, raw body)>`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
