@@ -141,10 +141,6 @@ impl<'a> UnitOfWork<'a> {
         }
     }
 
-    pub fn store(&self) -> &'a Store {
-        self.store
-    }
-
     /// Runs `work` in one transaction and commits what it did, unless this is a retry of a
     /// request already answered, which gets that answer and changes nothing.
     pub async fn run<T: Answer>(
