@@ -6,11 +6,11 @@ use super::route_table::{Reach, Template};
 use std::sync::Arc;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::{RefOr, schema::Schema};
-use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::Method;
 use warp::path::FullPath;
 use warp::reply::Response;
+use warp::{Filter, Rejection};
 
 /// `serve!(get_token, at.one(), caller())`: the path's values, then each filter's, handed to
 /// the handler, whose `Result` becomes the answer.
@@ -39,33 +39,55 @@ pub struct Endpoint {
     pub filter: BoxedFilter<(Response,)>,
 }
 
-/// The values of a matched path's `{…}` segments, for the handler to take.
-#[derive(Clone)]
+/// A matched path's `{…}` values, for the handler to take: the endpoint's template and
+/// methods, checked by one filter.
 pub struct At {
-    filter: BoxedFilter<(Vec<String>,)>,
+    template: Arc<Template>,
+    methods: Option<BoxedFilter<()>>,
 }
 
 impl At {
     /// The values, whatever their number.
     pub fn filter(self) -> BoxedFilter<(Vec<String>,)> {
-        self.filter
+        self.matched().boxed()
+    }
+
+    // Unboxed, so each endpoint costs one boxed filter per request that tries it.
+    fn matched(
+        self,
+    ) -> impl Filter<Extract = (Vec<String>,), Error = Rejection> + Clone + Send + Sync + 'static
+    {
+        let template = self.template;
+        let methods = self.methods.unwrap_or_else(|| warp::any().boxed());
+        warp::path::full()
+            .and_then(move |path: FullPath| {
+                let matched = template
+                    .captures(path.as_str())
+                    .map(|captures| captures.params)
+                    .ok_or_else(warp::reject::not_found);
+                std::future::ready(matched)
+            })
+            .and(methods)
     }
 
     /// A path with no `{…}` segment.
     pub fn plain(self) -> BoxedFilter<()> {
-        self.filter.map(|_: Vec<String>| ()).untuple_one().boxed()
+        self.matched()
+            .map(|_: Vec<String>| ())
+            .untuple_one()
+            .boxed()
     }
 
     /// A path with one `{…}` segment.
     pub fn one(self) -> BoxedFilter<(String,)> {
-        self.filter
+        self.matched()
             .map(|mut params: Vec<String>| params.swap_remove(0))
             .boxed()
     }
 
     /// A path with two `{…}` segments.
     pub fn two(self) -> BoxedFilter<(String, String)> {
-        self.filter
+        self.matched()
             .map(|params: Vec<String>| {
                 let mut params = params.into_iter();
                 (
@@ -139,24 +161,13 @@ impl Endpoint {
         documented: Option<Documented>,
         handler: impl FnOnce(At) -> BoxedFilter<(Response,)>,
     ) -> Endpoint {
-        let matcher = Arc::new(template.clone());
-        let path = warp::path::full()
-            .and_then(move |path: FullPath| {
-                let matched = matcher.captures(path.as_str());
-                async move {
-                    matched
-                        .map(|captures| captures.params)
-                        .ok_or_else(warp::reject::not_found)
-                }
-            })
-            .boxed();
-        let filter = match &methods {
-            Some(methods) => path.and(any_of(methods)).boxed(),
-            None => path,
+        let at = At {
+            template: Arc::new(template.clone()),
+            methods: methods.as_deref().map(any_of),
         };
         Endpoint {
             template,
-            filter: handler(At { filter }),
+            filter: handler(at),
             methods,
             documented,
         }

@@ -18,6 +18,9 @@ pub enum Reach {
 pub struct Template {
     segments: Vec<String>,
     reach: Reach,
+    /// The template up to its first `{…}` segment, without the leading `/` (all of it when it
+    /// has none): most paths are told apart by it with one comparison.
+    literal: String,
 }
 
 /// What a path matched: the values of its `{…}` segments, in order.
@@ -32,13 +35,15 @@ const WORKSPACE_PREFIX: [&str; 3] = ["v1", "workspaces", "{slug}"];
 
 impl Template {
     pub fn new(template: &str, reach: Reach) -> Template {
+        let path = template.trim_start_matches('/');
+        let literal = match path.find('{') {
+            Some(at) => path[..at].to_owned(),
+            None => path.to_owned(),
+        };
         Template {
-            segments: template
-                .trim_start_matches('/')
-                .split('/')
-                .map(str::to_owned)
-                .collect(),
+            segments: path.split('/').map(str::to_owned).collect(),
             reach,
+            literal,
         }
     }
 
@@ -48,49 +53,70 @@ impl Template {
 
     /// Whether `path` is this template's, and with what values.
     pub fn captures(&self, path: &str) -> Option<Captures> {
-        let full: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        if let Some(params) = self.fit(&full) {
+        let path = path.strip_prefix('/').unwrap_or(path);
+        if let Some(params) = self.fit(None, path) {
             return Some(Captures {
                 scoped: false,
                 params,
             });
         }
         // `/v1/workspaces/{slug}/…` answers the same routes as `/v1/…`.
-        let scopable = self.reach == Reach::Workspace
-            && full.len() > 3
-            && full[0] == "v1"
-            && full[1] == "workspaces";
-        if !scopable {
+        if self.reach != Reach::Workspace {
             return None;
         }
-        let mut unscoped = full;
-        unscoped.drain(1..3);
-        self.fit(&unscoped).map(|params| Captures {
+        let (_slug, rest) = path.strip_prefix("v1/workspaces/")?.split_once('/')?;
+        self.fit(Some("v1"), rest).map(|params| Captures {
             scoped: true,
             params,
         })
     }
 
-    fn fit(&self, segments: &[&str]) -> Option<Vec<String>> {
-        let rest_at = self
-            .segments
-            .last()
-            .filter(|last| last.ends_with("...}"))
-            .map(|_| self.segments.len() - 1);
-        let fits = match rest_at {
-            Some(at) => segments.len() > at,
-            None => self.segments.len() == segments.len(),
+    /// The values if `lead` (a segment in front, when given) and the segments of `path` fit
+    /// the template. Every route is tried on every request, so nothing is allocated until a
+    /// value is taken.
+    fn fit(&self, mut lead: Option<&str>, path: &str) -> Option<Vec<String>> {
+        let begins_right = match lead {
+            None => path.starts_with(self.literal.as_str()),
+            Some(lead) => match self.literal.strip_prefix(lead) {
+                Some("") => true,
+                Some(rest) => rest
+                    .strip_prefix('/')
+                    .is_some_and(|rest| path.starts_with(rest)),
+                None => lead.starts_with(self.literal.as_str()),
+            },
         };
-        if !fits {
+        if !begins_right {
             return None;
         }
+        let mut remaining = Some(path);
         let mut params = Vec::new();
+        let last = self.segments.len() - 1;
         for (i, template) in self.segments.iter().enumerate() {
-            if Some(i) == rest_at {
-                params.push(segments[i..].join("/"));
-                break;
+            if i == last && template.ends_with("...}") {
+                params.push(match (lead, remaining) {
+                    (Some(lead), Some(rest)) => format!("{lead}/{rest}"),
+                    (Some(lead), None) => lead.to_owned(),
+                    (None, Some(rest)) => rest.to_owned(),
+                    (None, None) => return None,
+                });
+                return Some(params);
             }
-            let segment = segments[i];
+            let segment = match lead.take() {
+                Some(lead) => lead,
+                None => {
+                    let rest = remaining?;
+                    match rest.split_once('/') {
+                        Some((segment, after)) => {
+                            remaining = Some(after);
+                            segment
+                        }
+                        None => {
+                            remaining = None;
+                            rest
+                        }
+                    }
+                }
+            };
             if template.starts_with('{') {
                 if segment.is_empty() {
                     return None;
@@ -100,7 +126,7 @@ impl Template {
                 return None;
             }
         }
-        Some(params)
+        remaining.is_none().then_some(params)
     }
 
     /// How literal the template is: `/v1/tokens/verify` wins over `/v1/tokens/{id}`, and any

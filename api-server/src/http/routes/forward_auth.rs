@@ -51,7 +51,7 @@ pub fn endpoints(state: &AppState) -> Vec<Endpoint> {
         Endpoint::page(
             "/v1/workspaces/{slug}/forward-auth/{path...}",
             None,
-            |at: At| serve(at.two()),
+            |at: At| serve(at.two().boxed()),
         ),
     ]
 }
