@@ -1,14 +1,15 @@
 //! Throughput and latency of `POST /v1/tokens/verify`, gateway forward-auth and `GET /v1/tokens/{id}` with 100,000
 //! tokens stored, against a trivial warp handler as the baseline; and token creation per
 //! second on SQLite; and, when `TOOKEN_BENCH_POSTGRES_URL` is set, verify and creation on
-//! PostgreSQL, where nothing is cached because several replicas share the database.
+//! PostgreSQL, then two replicas of one PostgreSQL database: each one's verify throughput, and
+//! the lag from a revocation on one to the other refusing the token.
 //!
 //! Also: webhook latency from a rotate call to the receiver's 200 (p50/p99), and deliveries
 //! per second for a burst of token creations.
 //!
 //! Run: `cargo bench -p tooken-api-server --bench throughput`
 //! Knobs: TOOKEN_BENCH_TOKENS (100000), TOOKEN_BENCH_CONNECTIONS (16), TOOKEN_BENCH_SECONDS (5),
-//! TOOKEN_BENCH_ROUNDS (3).
+//! TOOKEN_BENCH_ROUNDS (3), TOOKEN_BENCH_REVOCATIONS (200).
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -189,6 +190,12 @@ async fn seed_tokens(store: &Store, workspace_id: &str, count: usize) -> Vec<(St
 
 /// Starts tooken-server on its own runtime thread, so load generation does not share its workers.
 fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
+    start_replica(database_url, true)
+}
+
+/// `start_server`; a second replica of the same database (`bootstrap` false) gets no key of
+/// its own and answers to the first one's.
+fn start_replica(database_url: String, bootstrap_it: bool) -> (SocketAddr, Store, String, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -209,6 +216,12 @@ fn start_server(database_url: String) -> (SocketAddr, Store, String, String) {
             };
             let app = Application::build(&settings).await.expect("server starts");
             let store = app.state().store.clone();
+            if !bootstrap_it {
+                tx.send((app.local_addr(), store, String::new(), String::new()))
+                    .unwrap();
+                app.run_until_stopped(std::future::pending()).await;
+                return;
+            }
             let done = bootstrap(
                 &store,
                 &BootstrapRequest {
@@ -411,12 +424,127 @@ fn main() {
                 let created = creation_rate(pg_addr, &pg_key, 8, run_for).await;
                 report("POST /v1/tokens (PostgreSQL)", &created, None);
                 webhook_bench(pg_addr, &pg_key, "PostgreSQL").await;
+                let (replica_b, _, _, _) = start_replica(format!("{base_url}/{name}"), false);
+                two_replicas(
+                    [pg_addr, replica_b],
+                    &pg_key,
+                    &pg_sample,
+                    &medians[0],
+                    connections,
+                    run_for,
+                )
+                .await;
             }
             _ => println!("POST /v1/tokens (PostgreSQL): skipped, set TOOKEN_BENCH_POSTGRES_URL to measure"),
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
     std::process::exit(0);
+}
+
+/// Two replicas of one PostgreSQL database: each one's verify throughput against the baseline,
+/// and the lag from a revocation on the first to the second refusing the token.
+async fn two_replicas(
+    [a, b]: [SocketAddr; 2],
+    key: &str,
+    sample: &[(String, String)],
+    baseline: &Outcome,
+    connections: usize,
+    run_for: Duration,
+) {
+    let verify = Arc::new(Target {
+        method: "POST",
+        requests: sample
+            .iter()
+            .map(|(_, secret)| {
+                (
+                    "/v1/tokens/verify".to_owned(),
+                    Some(format!(r#"{{"token":"{secret}"}}"#)),
+                )
+            })
+            .collect(),
+        credential: Some(key.to_owned()),
+        bearers: Vec::new(),
+    });
+    let mut passed = true;
+    for (name, addr) in [("replica A", a), ("replica B", b)] {
+        drive(addr, verify.clone(), connections, Duration::from_secs(1)).await;
+        let outcome = drive(addr, verify.clone(), connections, run_for).await;
+        report(&format!("verify (PG, {name})"), &outcome, Some(baseline));
+        passed &= outcome.per_second >= 0.6 * baseline.per_second
+            && outcome.p99 <= Duration::from_millis(1);
+    }
+    println!(
+        "target: verify on PostgreSQL >= 60% of baseline and p99 <= 1 ms on each replica: {}",
+        if passed { "met" } else { "NOT met" }
+    );
+
+    let revocations: usize = env_or("TOOKEN_BENCH_REVOCATIONS", 200);
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {key}");
+    let verdict = |addr: SocketAddr, secret: String| {
+        let request = http
+            .post(format!("http://{addr}/v1/tokens/verify"))
+            .header("authorization", &bearer)
+            .json(&serde_json::json!({"token": secret}));
+        async move {
+            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            body["reason"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let mut lags = Vec::with_capacity(revocations);
+    for i in 0..revocations {
+        let created: serde_json::Value = http
+            .post(format!("http://{a}/v1/tokens"))
+            .header("authorization", &bearer)
+            .json(&serde_json::json!({"name": format!("lag-{i}"), "scopes": ["tokens:read"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (id, secret) = (
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        );
+        // B holds the token in its cache before it is revoked.
+        for _ in 0..2 {
+            assert_eq!(verdict(b, secret.clone()).await, "valid");
+        }
+        let response = http
+            .post(format!("http://{a}/v1/tokens/{id}/revoke"))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let revoked = Instant::now();
+        while verdict(b, secret.clone()).await != "revoked" {}
+        lags.push(revoked.elapsed());
+    }
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() as f64 * q).ceil() as usize).clamp(1, lags.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let max = *lags.last().unwrap();
+    println!(
+        "revocation on A -> refused on B (PG): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} revocations; bound {} ms)",
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(max),
+        lags.len(),
+        tooken_api_server::store::DEFAULT_CACHE_STALENESS.as_millis()
+    );
+    println!(
+        "target: revocation lag p99 <= 100 ms and never beyond the bound: {}",
+        if at(0.99) <= Duration::from_millis(100)
+            && max <= tooken_api_server::store::DEFAULT_CACHE_STALENESS
+        {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 /// Receipt times of webhook bodies, by event type and `data.rotation` / `data.id`.

@@ -8,8 +8,9 @@ use crate::http::request_body::BodyLimits;
 use crate::http::routes;
 use crate::http::server;
 use crate::maintenance;
+use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimit, RateLimiter};
-use crate::store::Store;
+use crate::store::{CacheSettings, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     /// How often expiry, retention and clean-up jobs run.
     pub sweep_interval: Duration,
+    /// The longest a cached credential lookup may be stale (zero: no cache).
+    pub credential_cache_staleness: Duration,
     pub delivery: DeliverySettings,
 }
 
@@ -63,6 +66,7 @@ impl Settings {
             secure_cookies: false,
             rate_limit: Some(DEFAULT_RATE_LIMIT),
             sweep_interval: Duration::from_secs(30),
+            credential_cache_staleness: crate::store::DEFAULT_CACHE_STALENESS,
             delivery: DeliverySettings::default(),
         }
     }
@@ -79,7 +83,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
-        let store = Store::connect(&settings.database_url, settings.db_max_connections).await?;
+        let mut metrics = Metrics::default();
+        let store = Store::connect_with(
+            &settings.database_url,
+            settings.db_max_connections,
+            CacheSettings {
+                staleness: settings.credential_cache_staleness,
+                counters: metrics.credential_cache_counters(),
+            },
+        )
+        .await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.listen))?;
@@ -88,7 +101,7 @@ impl Application {
             state: AppState {
                 store,
                 usage: Arc::default(),
-                metrics: Arc::default(),
+                metrics: Arc::new(metrics),
                 max_body_bytes: settings.max_body_bytes,
                 signup: settings.signup,
                 session_ttl: jiff::SignedDuration::try_from(settings.session_ttl)
@@ -128,6 +141,10 @@ impl Application {
             self.usage_flush_interval,
             self.sweep_interval,
         ));
+        let coherence = {
+            let store = state.store.clone();
+            tokio::spawn(async move { store.keep_credential_cache_coherent().await })
+        };
         let worker = Worker::new(state.store.clone(), self.delivery, state.metrics.clone())
             .expect("the webhook HTTP client builds");
         let deliveries = tokio::spawn(worker.run());
@@ -143,6 +160,7 @@ impl Application {
         )
         .await;
         upkeep.abort();
+        coherence.abort();
         deliveries.abort();
         if let Err(err) = state.usage.flush(&state.store).await {
             tracing::warn!(error = %err, "could not record last use of credentials at shutdown");

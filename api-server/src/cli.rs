@@ -70,6 +70,15 @@ pub struct ServeArgs {
     /// Requests a credential may make at once before the per-second rate applies.
     #[arg(long, env = "TOOKEN_RATE_LIMIT_BURST", default_value_t = 2000)]
     pub rate_limit_burst: u32,
+    /// The longest a cached credential lookup may be stale after another replica changes the
+    /// credential, in milliseconds; 0 turns the cache off. The replica that made the change
+    /// drops its own copy at once.
+    #[arg(
+        long,
+        env = "TOOKEN_CREDENTIAL_CACHE_MAX_STALENESS_MS",
+        default_value_t = 1000
+    )]
+    pub credential_cache_max_staleness_ms: u64,
     /// How often the expiry sweep and retention jobs run, in milliseconds.
     #[arg(long, env = "TOOKEN_SWEEP_INTERVAL_MS", default_value_t = 30_000)]
     pub sweep_interval_ms: u64,

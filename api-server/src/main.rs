@@ -54,6 +54,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             burst: f64::from(args.rate_limit_burst.max(1)),
         }),
         sweep_interval: Duration::from_millis(args.sweep_interval_ms.max(10)),
+        credential_cache_staleness: Duration::from_millis(args.credential_cache_max_staleness_ms),
         delivery: DeliverySettings {
             retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
             max_attempts: args.webhook_max_attempts.max(1),

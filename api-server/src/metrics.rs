@@ -1,8 +1,10 @@
 //! Prometheus metrics of the API server, rendered at `/metrics`.
 
+use crate::store::credential_cache::CacheCounters;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -23,6 +25,12 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerifyLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit`, `miss` or `bypass`.
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +96,34 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counters for the credential cache to count its lookups in, registered here.
+    pub fn credential_cache_counters(&mut self) -> CacheCounters {
+        let lookups = Family::<CacheLabels, Counter>::default();
+        // The cache keeps each label's counter, so no lookup pays for finding its label.
+        let counter = |outcome: &str| {
+            lookups.get_or_create_owned(&CacheLabels {
+                outcome: outcome.into(),
+            })
+        };
+        let counters = CacheCounters {
+            hits: counter("hit"),
+            misses: counter("miss"),
+            bypasses: counter("bypass"),
+            current: Gauge::default(),
+        };
+        self.registry.register(
+            "credential_cache_lookups",
+            "Credential lookups by outcome: hit, miss, or bypass (the cache was not known to be current)",
+            lookups,
+        );
+        self.registry.register(
+            "credential_cache_current",
+            "1 while cached credential lookups may be used, 0 while every lookup goes to the database",
+            counters.current.clone(),
+        );
+        counters
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod coherence;
 pub mod credential_cache;
 pub mod credentials;
 pub mod idempotency;
@@ -15,13 +16,13 @@ pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 
-use credential_cache::CredentialCache;
+use credential_cache::{CacheCounters, CredentialCache};
 use credentials::Credential;
 use jiff::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +70,10 @@ pub struct Store {
     backend: Backend,
     /// SQLite allows one writer; queueing writers here is fairer and faster than busy-waiting.
     sqlite_writer: Option<Arc<Mutex<()>>>,
-    /// SQLite only; see `credential_cache`.
+    /// See `credential_cache`; `None` when turned off.
     credential_cache: Option<Arc<CredentialCache>>,
+    /// For the connection that listens for credential changes (`coherence`).
+    url: Arc<str>,
     /// Woken when a commit put webhook deliveries in the outbox.
     outbox: Arc<Notify>,
 }
@@ -78,6 +81,7 @@ pub struct Store {
 /// A write transaction. On SQLite it also holds the writer slot until it ends.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    backend: Backend,
     credential_cache: Option<Arc<CredentialCache>>,
     outbox: Arc<Notify>,
     wakes_outbox: bool,
@@ -86,9 +90,19 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    /// Commits, then forgets the cached credential lookups if the transaction changed a
-    /// credential, so no replica-local copy outlives a revocation.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Commits. A transaction that changed a credential also bumps `credential_epoch` (and on
+    /// PostgreSQL notifies every replica), and this replica drops its cached lookups at once.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        if self.changes_credentials {
+            sqlx::query("UPDATE credential_epoch SET version = version + 1 WHERE id = 1")
+                .execute(&mut *self.tx)
+                .await?;
+            if self.backend == Backend::Postgres {
+                sqlx::query(AssertSqlSafe(format!("NOTIFY {}", coherence::CHANNEL)))
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
         let cache = self
             .changes_credentials
             .then_some(self.credential_cache)
@@ -131,11 +145,34 @@ impl DerefMut for WriteTx {
 
 const CREDENTIAL_CACHE_CAPACITY: usize = 100_000;
 
+/// How stale a cached credential lookup may be, unless configured otherwise.
+pub const DEFAULT_CACHE_STALENESS: Duration = Duration::from_secs(1);
+
+/// The credential cache: how stale a lookup may be (zero: no cache), and where it counts.
+pub struct CacheSettings {
+    pub staleness: Duration,
+    pub counters: CacheCounters,
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies pending migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        let cache = CacheSettings {
+            staleness: DEFAULT_CACHE_STALENESS,
+            counters: CacheCounters::default(),
+        };
+        Store::connect_with(url, max_connections, cache).await
+    }
+
+    /// `connect`, with the credential cache as `cache` says. The cache is used only while
+    /// `keep_credential_cache_coherent` runs.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        cache: CacheSettings,
+    ) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -186,8 +223,14 @@ impl Store {
             pool,
             backend,
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
-            credential_cache: sqlite
-                .then(|| Arc::new(CredentialCache::new(CREDENTIAL_CACHE_CAPACITY))),
+            credential_cache: (!cache.staleness.is_zero()).then(|| {
+                Arc::new(CredentialCache::new(
+                    CREDENTIAL_CACHE_CAPACITY,
+                    cache.staleness,
+                    cache.counters,
+                ))
+            }),
+            url: Arc::from(url.as_str()),
             outbox: Arc::new(Notify::new()),
         })
     }
@@ -218,6 +261,7 @@ impl Store {
         };
         Ok(WriteTx {
             tx,
+            backend: self.backend,
             credential_cache: self.credential_cache.clone(),
             outbox: self.outbox.clone(),
             wakes_outbox: false,
@@ -248,6 +292,20 @@ impl Store {
             cache.insert(secret_hash, generation, found.clone());
         }
         Ok(found)
+    }
+
+    /// Keeps the credential cache coherent with other replicas' changes; runs until dropped.
+    /// Without it the cache is never current, so every lookup goes to the database.
+    pub async fn keep_credential_cache_coherent(&self) {
+        coherence::run(self.clone(), self.url.to_string()).await
+    }
+
+    /// The current `credential_epoch`.
+    pub async fn credential_epoch(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM credential_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sqlx::Row::try_get(&row, "version")?)
     }
 
     /// Resolves when a commit has put deliveries in the outbox.

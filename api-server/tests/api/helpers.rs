@@ -76,8 +76,13 @@ pub async fn spawn_app_with(
     backend: Backend,
     customize: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
-    install_crypto_provider();
     let database_url = fresh_database(backend).await?;
+    Some(spawn_app_on(database_url, customize).await)
+}
+
+/// `spawn_app_with` on the database at `database_url`.
+pub async fn spawn_app_on(database_url: String, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    install_crypto_provider();
     let mut settings = Settings {
         db_max_connections: 8,
         usage_flush_interval: Duration::from_millis(50),
@@ -106,7 +111,7 @@ pub async fn spawn_app_with(
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    Some(TestApp {
+    TestApp {
         base_url,
         database_url,
         api_key: done.api_key.expose().to_owned(),
@@ -114,7 +119,7 @@ pub async fn spawn_app_with(
         state,
         http: reqwest::Client::new(),
         shutdown: Some(shutdown),
-    })
+    }
 }
 
 pub fn request(workspace: &str) -> BootstrapRequest {

@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod permissions;
 mod receiver;
+mod replicas;
 mod requests;
 mod route_walk;
 mod tokens;
