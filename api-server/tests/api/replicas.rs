@@ -230,7 +230,10 @@ impl PrivatePostgres {
         let server = PrivatePostgres { bin, data, port };
         // PostgreSQL refuses to run as root; CI runs as root, and Debian's package made a user.
         server.chown();
-        server.run("initdb", &["-D", server.dir(), "-A", "trust", "-U", "postgres"]);
+        server.run(
+            "initdb",
+            &["-D", server.dir(), "-A", "trust", "-U", "postgres"],
+        );
         server.pg_ctl("start");
         Some(server)
     }
@@ -271,7 +274,11 @@ impl PrivatePostgres {
     }
 
     fn pg_ctl(&self, action: &str) {
-        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir());
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir()
+        );
         self.run(
             "pg_ctl",
             &["-D", self.dir(), "-o", &options, "-w", "-m", "fast", action],
@@ -360,7 +367,11 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() {
             if response.status() == 201 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never recovered", app.base_url);
+            assert!(
+                Instant::now() < deadline,
+                "{} never recovered",
+                app.base_url
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         until_current(app).await;
