@@ -1,6 +1,5 @@
 //! Prometheus metrics of the API server, rendered at `/metrics`.
 
-use crate::store::credential_cache::CacheCounters;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -37,6 +36,17 @@ pub struct CacheLabels {
 pub struct DeliveryLabels {
     /// `delivered`, `retrying` or `failed`.
     pub outcome: String,
+}
+
+/// Counts of lookups, for `/metrics`.
+#[derive(Clone, Default)]
+pub struct CacheCounters {
+    pub hits: Counter,
+    pub misses: Counter,
+    /// Lookups that skipped the cache because it was not known to be current.
+    pub bypasses: Counter,
+    /// 1 while entries may be returned, 0 while every lookup goes to the database.
+    pub current: Gauge,
 }
 
 pub struct Metrics {

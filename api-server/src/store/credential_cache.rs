@@ -13,23 +13,11 @@
 //!   entries stop being returned within the bound, and every lookup goes to the database.
 
 use super::credentials::Credential;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
+use crate::metrics::CacheCounters;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
-
-/// Counts of lookups, for `/metrics`.
-#[derive(Clone, Default)]
-pub struct CacheCounters {
-    pub hits: Counter,
-    pub misses: Counter,
-    /// Lookups that skipped the cache because it was not known to be current.
-    pub bypasses: Counter,
-    /// 1 while entries may be returned, 0 while every lookup goes to the database.
-    pub current: Gauge,
-}
 
 pub struct CredentialCache {
     generation: AtomicU64,
@@ -55,7 +43,10 @@ impl CredentialCache {
             entries: RwLock::new(HashMap::new()),
             capacity,
             bound,
-            origin: Instant::now(),
+            // Far enough back that a check's start is never before it.
+            origin: Instant::now()
+                .checked_sub(Duration::from_secs(3600))
+                .unwrap_or_else(Instant::now),
             confirmed_at: AtomicU64::new(0),
             epoch: AtomicI64::new(i64::MIN),
             suspended: AtomicBool::new(false),

@@ -16,7 +16,8 @@ pub mod users;
 pub mod webhooks;
 pub mod workspaces;
 
-use credential_cache::{CacheCounters, CredentialCache};
+use crate::metrics::CacheCounters;
+use credential_cache::CredentialCache;
 use credentials::Credential;
 use jiff::Timestamp;
 use sqlx::AnyConnection;
