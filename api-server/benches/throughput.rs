@@ -285,6 +285,24 @@ async fn creation_rate(
     drive(addr, Arc::new(target), connections, run_for).await
 }
 
+/// `POST /v1/tokens/verify` of each sample token, with the API key `key`.
+fn verify_target(sample: &[(String, String)], key: &str) -> Target {
+    Target {
+        method: "POST",
+        requests: sample
+            .iter()
+            .map(|(_, secret)| {
+                (
+                    "/v1/tokens/verify".to_owned(),
+                    Some(format!(r#"{{"token":"{secret}"}}"#)),
+                )
+            })
+            .collect(),
+        credential: Some(key.to_owned()),
+        bearers: Vec::new(),
+    }
+}
+
 /// A gateway's check of each sample token: its own bearer, one scope required, no API key.
 fn forward_auth_target(sample: &[(String, String)]) -> Target {
     Target {
@@ -330,15 +348,7 @@ fn main() {
             seeding.elapsed().as_secs_f64(),
             run_for.as_secs()
         );
-        let verify = Target {
-            method: "POST",
-            requests: sample
-                .iter()
-                .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
-                .collect(),
-            credential: Some(key.clone()),
-            bearers: Vec::new(),
-        };
+        let verify = verify_target(&sample, &key);
         let forward_auth = forward_auth_target(&sample);
         let get = Target {
             method: "GET",
@@ -407,15 +417,7 @@ fn main() {
                 let (base_url, _) = admin.rsplit_once('/').unwrap();
                 let (pg_addr, pg_store, pg_key, pg_workspace) = start_server(format!("{base_url}/{name}"));
                 let pg_sample = seed_tokens(&pg_store, &pg_workspace, count).await;
-                let pg_verify = Target {
-                    method: "POST",
-                    requests: pg_sample
-                        .iter()
-                        .map(|(_, secret)| ("/v1/tokens/verify".to_owned(), Some(format!(r#"{{"token":"{secret}"}}"#))))
-                        .collect(),
-                    credential: Some(pg_key.clone()),
-                    bearers: Vec::new(),
-                };
+                let pg_verify = verify_target(&pg_sample, &pg_key);
                 let outcome = drive(pg_addr, Arc::new(pg_verify), connections, run_for).await;
                 report("POST /v1/tokens/verify (PG)", &outcome, Some(&medians[0]));
                 let target = Arc::new(forward_auth_target(&pg_sample));
@@ -452,20 +454,7 @@ async fn two_replicas(
     connections: usize,
     run_for: Duration,
 ) {
-    let verify = Arc::new(Target {
-        method: "POST",
-        requests: sample
-            .iter()
-            .map(|(_, secret)| {
-                (
-                    "/v1/tokens/verify".to_owned(),
-                    Some(format!(r#"{{"token":"{secret}"}}"#)),
-                )
-            })
-            .collect(),
-        credential: Some(key.to_owned()),
-        bearers: Vec::new(),
-    });
+    let verify = Arc::new(verify_target(sample, key));
     let mut passed = true;
     for (name, addr) in [("replica A", a), ("replica B", b)] {
         drive(addr, verify.clone(), connections, Duration::from_secs(1)).await;
