@@ -483,16 +483,7 @@ async fn two_replicas(
     };
     let mut lags = Vec::with_capacity(revocations);
     for i in 0..revocations {
-        let created: serde_json::Value = http
-            .post(format!("http://{a}/v1/tokens"))
-            .header("authorization", &bearer)
-            .json(&serde_json::json!({"name": format!("lag-{i}"), "scopes": ["tokens:read"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = create_token(&http, &format!("http://{a}"), key, &format!("lag-{i}")).await;
         let (id, secret) = (
             created["id"].as_str().unwrap().to_owned(),
             created["secret"].as_str().unwrap().to_owned(),
@@ -534,6 +525,24 @@ async fn two_replicas(
             "NOT met"
         }
     );
+}
+
+/// `POST /v1/tokens` of a `tokens:read` token called `name`; the answer, secret included.
+async fn create_token(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    name: &str,
+) -> serde_json::Value {
+    http.post(format!("{base}/v1/tokens"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"name": name, "scopes": ["tokens:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Receipt times of webhook bodies, by event type and `data.rotation` / `data.id`.
@@ -648,16 +657,7 @@ async fn webhook_bench(addr: SocketAddr, key: &str, backend: &str) {
             let http = http.clone();
             let base = base.clone();
             async move {
-                let token: serde_json::Value = http
-                    .post(format!("{base}/v1/tokens"))
-                    .bearer_auth(key)
-                    .json(&serde_json::json!({"name": format!("burst-{i}"), "scopes": ["tokens:read"]}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let token = create_token(&http, &base, key, &format!("burst-{i}")).await;
                 token["id"].as_str().unwrap().to_owned()
             }
         })
