@@ -17,6 +17,7 @@ mod nginx;
 mod openapi;
 mod ops;
 mod permissions;
+mod private_postgres;
 mod receiver;
 mod replicas;
 mod requests;

@@ -1,9 +1,16 @@
 //! Several replicas on one database: a credential killed on one is refused by every other
-//! within the credential cache's staleness bound, even when the change feed is cut.
+//! within the credential cache's staleness bound, even when the change feed is cut, and
+//! PostgreSQL restarting under their load loses no acknowledged write.
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_replica, sqlx_connect};
+use crate::helpers::{
+    Backend, TestApp, spawn_app, spawn_app_on, spawn_replica, sqlx_connect, unchanged,
+};
+use crate::private_postgres::{PrivatePostgres, Stop};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tooken_api_server::store::DEFAULT_CACHE_STALENESS;
 use tooken_api_server::store::coherence::LISTENER_NAME;
@@ -200,4 +207,187 @@ async fn a_cut_change_feed_leaves_nothing_stale_beyond_the_bound() {
             .await;
         warm(&b, &key, &fresh).await;
     }
+}
+
+/// What the writers saw while PostgreSQL went away and came back.
+#[derive(Default)]
+struct Writes {
+    /// (replica, token id, secret) of every 201.
+    acknowledged: Vec<(usize, String, String)>,
+    /// 503s: the database was away, and the writer was told so.
+    refused: usize,
+    /// Anything else: a wrong status or a failed request.
+    unexpected: Vec<String>,
+}
+
+impl Writes {
+    fn acknowledged_by(&self, replica: usize) -> usize {
+        self.acknowledged.iter().filter(|(r, ..)| *r == replica).count()
+    }
+}
+
+/// Creates tokens on `replica` until `stop`, recording every answer in `writes`.
+async fn write_until(
+    replica: usize,
+    app: TestApp,
+    writes: Arc<Mutex<Writes>>,
+    stop: Arc<AtomicBool>,
+) -> TestApp {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let sent = http
+            .post(format!("{}/v1/tokens", app.base_url))
+            .bearer_auth(&app.api_key)
+            .json(&json!({"name": format!("load-{replica}-{n}"), "scopes": ["tokens:read"]}))
+            .send()
+            .await;
+        let outcome = match sent {
+            Ok(response) if response.status() == 201 => match response.json::<Value>().await {
+                Ok(body) => Ok((
+                    body["id"].as_str().unwrap().to_owned(),
+                    body["secret"].as_str().unwrap().to_owned(),
+                )),
+                Err(err) => Err(format!("201 without a body: {err}")),
+            },
+            Ok(response) if response.status() == 503 => Err(String::new()),
+            Ok(response) => Err(format!(
+                "{} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            )),
+            Err(err) => Err(format!("request failed: {err}")),
+        };
+        let refused = matches!(&outcome, Err(reason) if reason.is_empty());
+        {
+            let mut writes = writes.lock().unwrap();
+            match outcome {
+                Ok((id, secret)) => writes.acknowledged.push((replica, id, secret)),
+                Err(_) if refused => writes.refused += 1,
+                Err(reason) => writes.unexpected.push(reason),
+            }
+        }
+        if refused {
+            // A client told 503 backs off a little instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    app
+}
+
+/// Waits until `ready` holds of the writes so far, failing after a minute.
+async fn until_writes(writes: &Mutex<Writes>, what: &str, ready: impl Fn(&Writes) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        {
+            let writes = writes.lock().unwrap();
+            assert!(
+                writes.unexpected.is_empty(),
+                "unexpected answers: {:?}",
+                writes.unexpected
+            );
+            if ready(&writes) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "no {what} within a minute");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_load_loses_no_acknowledged_write() {
+    let Some(mut postgres) = PrivatePostgres::start() else {
+        return;
+    };
+    let a = spawn_app_on(postgres.url(), unchanged).await;
+    let b = spawn_replica(&a).await;
+    let key = a.api_key.clone();
+    let writes = Arc::new(Mutex::new(Writes::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = [a, b]
+        .into_iter()
+        .enumerate()
+        .map(|(replica, app)| tokio::spawn(write_until(replica, app, writes.clone(), stop.clone())))
+        .collect();
+
+    for how in [Stop::Fast, Stop::Immediate] {
+        let before = {
+            let writes = writes.lock().unwrap();
+            [writes.acknowledged_by(0), writes.acknowledged_by(1)]
+        };
+        until_writes(&writes, "writes before the stop", |w| {
+            w.acknowledged_by(0) >= before[0] + 20 && w.acknowledged_by(1) >= before[1] + 20
+        })
+        .await;
+        tokio::task::block_in_place(|| postgres.stop(how));
+        let refused = writes.lock().unwrap().refused;
+        until_writes(&writes, "503 while PostgreSQL is down", |w| {
+            w.refused > refused
+        })
+        .await;
+        let during = {
+            let writes = writes.lock().unwrap();
+            [writes.acknowledged_by(0), writes.acknowledged_by(1)]
+        };
+        tokio::task::block_in_place(|| postgres.restart());
+        // Both replicas write again, with no restart of their own.
+        until_writes(&writes, &format!("writes after the {how:?} restart"), |w| {
+            w.acknowledged_by(0) >= during[0] + 20 && w.acknowledged_by(1) >= during[1] + 20
+        })
+        .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut replicas = Vec::new();
+    for writer in writers {
+        replicas.push(
+            tokio::time::timeout(Duration::from_secs(60), writer)
+                .await
+                .expect("a writer finished its last request")
+                .expect("a writer did not panic"),
+        );
+    }
+    let (b, a) = (replicas.pop().unwrap(), replicas.pop().unwrap());
+    let writes = std::mem::take(&mut *writes.lock().unwrap());
+    assert!(writes.unexpected.is_empty(), "{:?}", writes.unexpected);
+
+    // Every acknowledged token is stored, and each replica verifies the other's.
+    let mut conn = sqlx_connect(&postgres.url()).await;
+    let stored: Vec<(String,)> = sqlx::query_as("SELECT id FROM tokens")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let stored: HashSet<String> = stored.into_iter().map(|(id,)| id).collect();
+    let lost: Vec<_> = writes
+        .acknowledged
+        .iter()
+        .filter(|(_, id, _)| !stored.contains(id))
+        .map(|(_, id, _)| id)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged tokens are gone: {lost:?}",
+        lost.len(),
+        writes.acknowledged.len()
+    );
+    for (replica, _, secret) in writes.acknowledged.iter().step_by(7) {
+        let other = if *replica == 0 { &b } else { &a };
+        assert_eq!(verdict(other, &key, secret).await, "valid");
+    }
+
+    // The change feed is back too: B's cache serves, and forgets a revocation on A in time.
+    let (id, secret) = a.token("after-the-restarts", json!(["tokens:read"])).await;
+    warm(&b, &key, &secret).await;
+    a.revoke(&id).await;
+    let killed = Instant::now();
+    refused_within_the_bound(&b, || verdict(&b, &key, &secret), "revoked", killed).await;
+    eprintln!(
+        "restarts: {} writes acknowledged, {} refused with 503 while PostgreSQL was down",
+        writes.acknowledged.len(),
+        writes.refused
+    );
 }
