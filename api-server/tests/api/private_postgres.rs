@@ -46,7 +46,11 @@ impl PrivatePostgres {
             .stderr(Stdio::from(log_file(&dir, "initdb.log", owner)))
             .status()
             .expect("run initdb");
-        assert!(init.success(), "initdb failed: {}", read_log(&dir, "initdb.log"));
+        assert!(
+            init.success(),
+            "initdb failed: {}",
+            read_log(&dir, "initdb.log")
+        );
         let mut server = PrivatePostgres {
             bin,
             dir,
@@ -91,8 +95,20 @@ impl PrivatePostgres {
         let owner = server_owner();
         let port = self.port.to_string();
         let server = as_owner(Command::new(self.bin.join("postgres")), owner)
-            .args(["-D", "data", "-p", &port, "-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "unix_socket_directories=", "-c", "max_connections=100"])
+            .args([
+                "-D",
+                "data",
+                "-p",
+                &port,
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .args([
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "max_connections=100",
+            ])
             .current_dir(&self.dir)
             // Never the test's own pipes: a server that holds them keeps the test runner waiting.
             .stdin(Stdio::null())
@@ -153,11 +169,16 @@ fn bin_dir() -> PathBuf {
         .filter_map(|entry| {
             let path = entry.ok()?.path();
             let major = path.file_name()?.to_str()?.parse().ok()?;
-            path.join("bin/postgres").exists().then(|| (major, path.join("bin")))
+            path.join("bin/postgres")
+                .exists()
+                .then(|| (major, path.join("bin")))
         })
         .collect();
     majors.sort();
-    majors.pop().expect("a PostgreSQL server under /usr/lib/postgresql").1
+    majors
+        .pop()
+        .expect("a PostgreSQL server under /usr/lib/postgresql")
+        .1
 }
 
 /// PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user.
@@ -167,9 +188,19 @@ fn server_owner() -> Option<(u32, u32)> {
         return None;
     }
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, "postgres"]).output().expect("run id");
-        assert!(out.status.success(), "no postgres user to run PostgreSQL as");
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("run id");
+        assert!(
+            out.status.success(),
+            "no postgres user to run PostgreSQL as"
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
     Some((id("-u"), id("-g")))
 }

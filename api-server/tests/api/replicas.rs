@@ -222,7 +222,10 @@ struct Writes {
 
 impl Writes {
     fn acknowledged_by(&self, replica: usize) -> usize {
-        self.acknowledged.iter().filter(|(r, ..)| *r == replica).count()
+        self.acknowledged
+            .iter()
+            .filter(|(r, ..)| *r == replica)
+            .count()
     }
 }
 
