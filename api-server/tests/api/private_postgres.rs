@@ -71,14 +71,10 @@ impl PrivatePostgres {
             return;
         };
         let signal = match how {
-            Stop::Fast => "-INT",
-            Stop::Immediate => "-QUIT",
+            Stop::Fast => "INT",
+            Stop::Immediate => "QUIT",
         };
-        let sent = Command::new("kill")
-            .args([signal, &server.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "could not signal PostgreSQL");
+        assert!(self.signal(signal, &server), "could not signal PostgreSQL");
         let status = server.wait().expect("wait for PostgreSQL");
         assert!(
             status.code().is_some(),
@@ -133,6 +129,18 @@ impl PrivatePostgres {
         }
     }
 
+    /// `pg_ctl kill`, which ships with the server, rather than a `kill` that may not. Like
+    /// the server, it runs as its owner.
+    fn signal(&self, signal: &str, server: &Child) -> bool {
+        as_owner(Command::new(self.bin.join("pg_ctl")), server_owner())
+            .args(["kill", signal, &server.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     fn accepts_queries(&self) -> bool {
         let ready = Command::new(self.bin.join("pg_isready"))
             .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
@@ -153,9 +161,7 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &server.id().to_string()])
-                .status();
+            self.signal("QUIT", &server);
             let _ = server.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
