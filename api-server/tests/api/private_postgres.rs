@@ -12,6 +12,8 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// Who the server runs as: the `postgres` user when the test runs as root.
+    owner: Option<(u32, u32)>,
     server: Option<Child>,
 }
 
@@ -55,9 +57,10 @@ impl PrivatePostgres {
             bin,
             dir,
             port: free_port(),
+            owner,
             server: None,
         };
-        server.run();
+        server.serve();
         Some(server)
     }
 
@@ -82,15 +85,10 @@ impl PrivatePostgres {
         );
     }
 
-    /// Starts the server again on the same port and data, and waits until it accepts queries.
-    pub fn restart(&mut self) {
-        self.run();
-    }
-
-    fn run(&mut self) {
-        let owner = server_owner();
+    /// Starts the server (again) on its port and data, and waits until it accepts queries.
+    pub fn serve(&mut self) {
         let port = self.port.to_string();
-        let server = as_owner(Command::new(self.bin.join("postgres")), owner)
+        let server = as_owner(Command::new(self.bin.join("postgres")), self.owner)
             .args([
                 "-D",
                 "data",
@@ -109,7 +107,7 @@ impl PrivatePostgres {
             // Never the test's own pipes: a server that holds them keeps the test runner waiting.
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file(&self.dir, "server.log", owner)))
+            .stderr(Stdio::from(log_file(&self.dir, "server.log", self.owner)))
             .spawn()
             .expect("start postgres");
         self.server = Some(server);
@@ -132,7 +130,7 @@ impl PrivatePostgres {
     /// `pg_ctl kill`, which ships with the server, rather than a `kill` that may not. Like
     /// the server, it runs as its owner.
     fn signal(&self, signal: &str, server: &Child) -> bool {
-        as_owner(Command::new(self.bin.join("pg_ctl")), server_owner())
+        as_owner(Command::new(self.bin.join("pg_ctl")), self.owner)
             .args(["kill", signal, &server.id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -153,7 +151,7 @@ impl PrivatePostgres {
         ready.success()
     }
 
-    pub fn log(&self) -> String {
+    fn log(&self) -> String {
         read_log(&self.dir, "server.log")
     }
 }

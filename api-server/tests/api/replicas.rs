@@ -337,7 +337,7 @@ async fn a_postgres_restart_under_load_loses_no_acknowledged_write() {
             let writes = writes.lock().unwrap();
             [writes.acknowledged_by(0), writes.acknowledged_by(1)]
         };
-        tokio::task::block_in_place(|| postgres.restart());
+        tokio::task::block_in_place(|| postgres.serve());
         // Both replicas write again, with no restart of their own.
         until_writes(&writes, &format!("writes after the {how:?} restart"), |w| {
             w.acknowledged_by(0) >= during[0] + 20 && w.acknowledged_by(1) >= during[1] + 20
