@@ -1,6 +1,7 @@
 //! Route templates (`/v1/tokens/{id}`): matching a request path to one, for dispatch and for
 //! the bounded label values of metrics and logs, whatever paths clients send.
 
+use std::sync::Arc;
 use warp::http::{HeaderValue, Method};
 
 /// Where a template is served besides its own path.
@@ -147,12 +148,17 @@ impl Template {
 
 pub struct RouteTable {
     routes: Vec<Route>,
+    unmatched: Arc<String>,
 }
 
 struct Route {
     template: Template,
     /// The `Allow` header of a 405 on this route: its methods, comma-separated.
     allow: HeaderValue,
+    /// The metric label of a path that matched the template itself, and of one that came
+    /// under `/v1/workspaces/{slug}`; made once, so labelling a request allocates nothing.
+    label: Arc<String>,
+    scoped_label: Arc<String>,
 }
 
 impl RouteTable {
@@ -162,6 +168,16 @@ impl RouteTable {
             routes: routes
                 .into_iter()
                 .map(|(template, methods)| Route {
+                    label: Arc::new(template.as_string()),
+                    scoped_label: Arc::new(if template.in_workspace() {
+                        template.as_string()
+                    } else {
+                        format!(
+                            "/{}/{}",
+                            WORKSPACE_PREFIX.join("/"),
+                            template.segments[1..].join("/")
+                        )
+                    }),
                     template,
                     allow: HeaderValue::from_str(
                         &methods
@@ -173,19 +189,17 @@ impl RouteTable {
                     .expect("method names are valid header text"),
                 })
                 .collect(),
+            unmatched: Arc::new("unmatched".to_owned()),
         }
     }
 
     /// The label of `path`: its template, with `/v1/workspaces/{slug}` in front when the path
     /// came under it.
-    pub fn template_of(&self, path: &str) -> String {
+    pub fn template_of(&self, path: &str) -> Arc<String> {
         match self.find(path) {
-            Some((route, captures)) if captures.scoped && !route.template.in_workspace() => {
-                let rest = &route.template.segments[1..];
-                format!("/{}/{}", WORKSPACE_PREFIX.join("/"), rest.join("/"))
-            }
-            Some((route, _)) => route.template.as_string(),
-            None => "unmatched".to_owned(),
+            Some((route, captures)) if captures.scoped => route.scoped_label.clone(),
+            Some((route, _)) => route.label.clone(),
+            None => self.unmatched.clone(),
         }
     }
 
@@ -218,14 +232,20 @@ mod tests {
             ]
             .map(|t| (Template::new(t, Reach::Workspace), vec![Method::GET])),
         );
-        assert_eq!(table.template_of("/v1/tokens"), "/v1/tokens");
-        assert_eq!(table.template_of("/v1/tokens/verify"), "/v1/tokens/verify");
-        assert_eq!(table.template_of("/v1/tokens/0190-ab"), "/v1/tokens/{id}");
+        assert_eq!(table.template_of("/v1/tokens").as_str(), "/v1/tokens");
         assert_eq!(
-            table.template_of("/v1/workspaces/prod/tokens/x"),
+            table.template_of("/v1/tokens/verify").as_str(),
+            "/v1/tokens/verify"
+        );
+        assert_eq!(
+            table.template_of("/v1/tokens/0190-ab").as_str(),
+            "/v1/tokens/{id}"
+        );
+        assert_eq!(
+            table.template_of("/v1/workspaces/prod/tokens/x").as_str(),
             "/v1/workspaces/{slug}/tokens/{id}"
         );
-        assert_eq!(table.template_of("/healthz"), "/healthz");
+        assert_eq!(table.template_of("/healthz").as_str(), "/healthz");
         let table = RouteTable::new(
             [
                 "/v1/workspaces/{slug}/forward-auth",
@@ -234,15 +254,19 @@ mod tests {
             .map(|t| (Template::new(t, Reach::Workspace), vec![Method::GET])),
         );
         assert_eq!(
-            table.template_of("/v1/workspaces/prod/forward-auth"),
+            table
+                .template_of("/v1/workspaces/prod/forward-auth")
+                .as_str(),
             "/v1/workspaces/{slug}/forward-auth"
         );
         assert_eq!(
-            table.template_of("/v1/workspaces/prod/forward-auth/api/orders/7"),
+            table
+                .template_of("/v1/workspaces/prod/forward-auth/api/orders/7")
+                .as_str(),
             "/v1/workspaces/{slug}/forward-auth/{path...}"
         );
-        assert_eq!(table.template_of("/v1/forward-auth"), "unmatched");
-        assert_eq!(table.template_of("/wp-admin/x"), "unmatched");
+        assert_eq!(table.template_of("/v1/forward-auth").as_str(), "unmatched");
+        assert_eq!(table.template_of("/wp-admin/x").as_str(), "unmatched");
     }
 
     #[test]

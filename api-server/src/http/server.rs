@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Request, StatusCode, header};
+use warp::http::{HeaderValue, Method, Request, StatusCode, header};
 use warp::reply::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -115,7 +116,7 @@ where
     request
         .headers_mut()
         .insert(REQUEST_ID_HEADER, header_value.clone());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = routes.template_of(request.uri().path());
     let span = tracing::info_span!("request", request_id = %request_id, %method, %route);
     let (parts, body) = request.into_parts();
@@ -158,6 +159,20 @@ where
         .get_or_create(&RouteLabels { method, route })
         .observe(elapsed.as_secs_f64());
     Ok(response)
+}
+
+/// A method as a metric label; the usual ones without allocating.
+fn method_label(method: &Method) -> Cow<'static, str> {
+    Cow::Borrowed(match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => return Cow::Owned(method.as_str().to_owned()),
+    })
 }
 
 /// A caller's request id is kept if it is short and plain, so it is safe to log and echo.

@@ -110,7 +110,7 @@ impl Inspector<'_> {
         self.metrics
             .verifications
             .get_or_create(&VerifyLabels {
-                reason: inspection.reason.as_str().to_owned(),
+                reason: inspection.reason.as_str(),
             })
             .inc();
         Ok(inspection)
