@@ -29,7 +29,7 @@ impl UsageRecorder {
         }
     }
 
-    /// Writes every pending use in one transaction. On failure the uses are kept for next time.
+    /// Writes every pending use in one transaction, a statement per table and chunk. On failure the uses are kept for next time.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
         let batch = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
         if batch.is_empty() {
@@ -37,8 +37,13 @@ impl UsageRecorder {
         }
         let result = async {
             let mut tx = store.begin_write().await?;
-            for ((table, id), at) in &batch {
-                credentials::record_last_used(&mut tx, *table, id, *at).await?;
+            for table in [UsageTable::Tokens, UsageTable::ApiKeys] {
+                let uses: Vec<(&str, Timestamp)> = batch
+                    .iter()
+                    .filter(|((t, _), _)| *t == table)
+                    .map(|((_, id), at)| (id.as_str(), *at))
+                    .collect();
+                credentials::record_last_used(&mut tx, table, &uses).await?;
             }
             // last_used_at is not part of any cached credential.
             tx.commit().await

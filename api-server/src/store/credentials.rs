@@ -3,8 +3,7 @@
 use super::tokens::decode_scopes;
 use super::{StoreError, from_micros, to_micros};
 use jiff::Timestamp;
-use sqlx::AnyConnection;
-use sqlx::Row;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use tooken_contract::Scope;
 use tooken_contract::api_keys::ApiKeyKind;
 use tooken_contract::members::Role;
@@ -110,27 +109,39 @@ pub enum UsageTable {
     ApiKeys,
 }
 
-/// Moves `last_used_at` forward; never backwards, so replicas flushing out of order agree.
+/// Uses per statement when flushing: two parameters each, far below SQLite's and PostgreSQL's
+/// limits on a statement's parameters.
+const USES_PER_STATEMENT: usize = 500;
+
+/// Moves `last_used_at` forward for each `(id, at)`; never backwards, so replicas flushing out
+/// of order agree. One statement per chunk of uses, not one per credential.
 pub async fn record_last_used(
     conn: &mut AnyConnection,
     table: UsageTable,
-    id: &str,
-    at: Timestamp,
+    uses: &[(&str, Timestamp)],
 ) -> Result<(), StoreError> {
-    let sql = match table {
-        UsageTable::Tokens => {
-            "UPDATE tokens SET last_used_at = $1 WHERE id = $2 \
-             AND (last_used_at IS NULL OR last_used_at < $1)"
-        }
-        UsageTable::ApiKeys => {
-            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
-             AND (last_used_at IS NULL OR last_used_at < $1)"
-        }
+    let table = match table {
+        UsageTable::Tokens => "tokens",
+        UsageTable::ApiKeys => "api_keys",
     };
-    sqlx::query(sql)
-        .bind(to_micros(at))
-        .bind(id)
-        .execute(conn)
-        .await?;
+    for chunk in uses.chunks(USES_PER_STATEMENT) {
+        let rows = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A CTE with named columns and UPDATE ... FROM: both SQLite and PostgreSQL read this.
+        let sql = format!(
+            "WITH used(id, at) AS (VALUES {rows}) \
+             UPDATE {table} SET last_used_at = used.at FROM used \
+             WHERE {table}.id = used.id \
+             AND ({table}.last_used_at IS NULL OR {table}.last_used_at < used.at)"
+        );
+        // Built from a table name of ours and placeholders only; the values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (id, at) in chunk {
+            query = query.bind(*id).bind(to_micros(*at));
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Several replicas on one database: a credential killed on one is refused by every other
 //! within the credential cache's staleness bound, even when the change feed is cut, and
-//! PostgreSQL restarting under their load loses no acknowledged write.
+//! PostgreSQL restarting under their load loses no acknowledged write; their usage flushes
+//! never move `last_used_at` backwards.
 
 use crate::helpers::{
     Backend, TestApp, spawn_app, spawn_app_on, spawn_replica, sqlx_connect, unchanged,
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tooken_api_server::store::DEFAULT_CACHE_STALENESS;
 use tooken_api_server::store::coherence::LISTENER_NAME;
+use tooken_api_server::usage::UsageRecorder;
 
 const BOUND: Duration = DEFAULT_CACHE_STALENESS;
 
@@ -150,6 +152,66 @@ async fn sqlite_kills_on_one_replica_reach_the_other_within_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_kills_on_one_replica_reach_the_other_within_the_bound() {
     kills_on_one_replica_reach_the_other(Backend::Postgres).await;
+}
+
+/// Two replicas flush uses of the same credentials in the worst order, the newer first: the
+/// older flush moves nothing backwards, and a flush of many uses (several statements) loses none.
+async fn usage_from_two_replicas_never_moves_backwards(backend: Backend) {
+    let Some(a) = spawn_app(backend).await else {
+        return;
+    };
+    let b = spawn_replica(&a).await;
+    let client = a.client(&a.api_key);
+    let (token, _) = a.token("used-on-both", json!(["tokens:read"])).await;
+    let key = client.list_api_keys().await.unwrap().data[0].id.clone();
+    // Whole microseconds (what is stored), an hour ahead of any real use the servers record.
+    let at = |hours: i64| {
+        jiff::Timestamp::from_microsecond(
+            (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours)).as_microsecond(),
+        )
+        .unwrap()
+    };
+    let (newer, older) = (at(2), at(1));
+
+    let on_a = UsageRecorder::default();
+    on_a.record_token(&token, newer);
+    on_a.record_api_key(&key, newer);
+    // Uses of credentials that do not exist push the real ones past the first statement.
+    for i in 0..1_200 {
+        on_a.record_token(&format!("gone-{i}"), newer);
+    }
+    assert_eq!(on_a.flush(a.store()).await.unwrap(), 1_202);
+    let on_b = UsageRecorder::default();
+    on_b.record_token(&token, older);
+    on_b.record_api_key(&key, older);
+    assert_eq!(on_b.flush(b.store()).await.unwrap(), 2);
+
+    assert_eq!(
+        client.get_token(&token).await.unwrap().last_used_at,
+        Some(newer)
+    );
+    assert_eq!(
+        client.get_api_key(&key).await.unwrap().last_used_at,
+        Some(newer)
+    );
+    // And forward still moves it.
+    let newest = at(3);
+    on_b.record_token(&token, newest);
+    on_b.flush(b.store()).await.unwrap();
+    assert_eq!(
+        client.get_token(&token).await.unwrap().last_used_at,
+        Some(newest)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_usage_from_two_replicas_never_moves_backwards() {
+    usage_from_two_replicas_never_moves_backwards(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_usage_from_two_replicas_never_moves_backwards() {
+    usage_from_two_replicas_never_moves_backwards(Backend::Postgres).await;
 }
 
 /// Ends every connection listening for credential changes to `app`'s database.
