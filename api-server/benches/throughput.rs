@@ -577,12 +577,14 @@ async fn cache_lookups(addr: SocketAddr) -> String {
         .text()
         .await
         .unwrap();
-    let counts: Vec<String> = metrics
+    let mut counts: Vec<String> = metrics
         .lines()
         .filter_map(|line| line.strip_prefix("tooken_credential_cache_lookups_total{outcome=\""))
         .filter_map(|rest| rest.split_once("\"} "))
         .map(|(outcome, count)| format!("{outcome} {count}"))
         .collect();
+    // The registry's order is a hash map's; one order makes replicas comparable at a glance.
+    counts.sort();
     format!("credential cache lookups: {}", counts.join(", "))
 }
 
