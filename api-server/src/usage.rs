@@ -29,7 +29,8 @@ impl UsageRecorder {
         }
     }
 
-    /// Writes every pending use in one transaction, a statement per table and chunk. On failure the uses are kept for next time.
+    /// Writes every pending use in one transaction, a statement per table and chunk. On failure
+    /// the uses are kept for next time.
     pub async fn flush(&self, store: &Store) -> Result<usize, StoreError> {
         let batch = std::mem::take(&mut *self.pending.lock().expect("usage lock"));
         if batch.is_empty() {
