@@ -8,5 +8,5 @@ pub mod secrets;
 pub use authenticate::{
     PresentedSecret, RequestFacts, UserSession, authenticate, authenticate_user,
 };
-pub use principal::{Principal, PrincipalKind, role_permits};
+pub use principal::{Gate, Principal, PrincipalKind, role_permits};
 pub use secrets::{TokenRejection, check_token, csrf_token, hash_secret, hashes_match};

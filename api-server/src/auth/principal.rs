@@ -33,6 +33,18 @@ pub enum PrincipalKind {
     },
 }
 
+/// What an operation asks of every caller, whatever the request says. Handlers check it
+/// before they read the body or query, so a caller who may not make a request is told that
+/// (403), not what is wrong with the request it may not make.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    Scope(Scope),
+    /// See `Principal::require_api_key`.
+    ApiKey,
+    /// See `Principal::require_settings`.
+    Settings,
+}
+
 /// The caller of one request: its workspace, its credential, and the request id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
@@ -129,6 +141,15 @@ impl Principal {
                 name_prefix,
                 ..
             } => scopes.contains(&scope) && !(name_prefix.is_some() && scope.is_workspace_wide()),
+        }
+    }
+
+    /// Checks what `gate` asks of this caller.
+    pub fn pass(&self, gate: Gate) -> Result<(), Error> {
+        match gate {
+            Gate::Scope(scope) => self.require(scope),
+            Gate::ApiKey => self.require_api_key(),
+            Gate::Settings => self.require_settings(),
         }
     }
 

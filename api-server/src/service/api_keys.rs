@@ -1,7 +1,7 @@
 //! API keys: create, list, get, regenerate and delete.
 
 use crate::audit::{Change, events};
-use crate::auth::{Principal, PrincipalKind, hash_secret};
+use crate::auth::{Gate, Principal, PrincipalKind, hash_secret};
 use crate::service::pagination::{Cursor, page};
 use crate::service::unit_of_work::{Answer, Outcome, UnitOfWork, Work};
 use crate::service::{Error, validate};
@@ -15,6 +15,9 @@ use tooken_contract::api_keys::{
 use tooken_contract::members::Role;
 use tooken_contract::page::PageParams;
 
+/// What every operation on API keys asks of its caller before anything else (see `Gate`).
+pub const GATE: Gate = Gate::ApiKey;
+
 impl Answer for IssuedApiKey {
     const SECRET_FIELD: Option<&'static str> = Some("key");
 }
@@ -24,7 +27,7 @@ pub async fn create(
     actor: &Principal,
     request: CreateApiKeyRequest,
 ) -> Result<Outcome<IssuedApiKey>, Error> {
-    actor.require_api_key()?;
+    actor.pass(GATE)?;
     let name = validate::name("name", &request.name)?;
     let member_id = match request.kind {
         ApiKeyKind::Team => {
@@ -122,7 +125,7 @@ pub async fn list(
     actor: &Principal,
     params: PageParams,
 ) -> Result<ApiKeyList, Error> {
-    actor.require_api_key()?;
+    actor.pass(GATE)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let only_member = if sees_all_keys(actor) {
         None
@@ -144,7 +147,7 @@ pub async fn list(
 }
 
 pub async fn get(store: &Store, actor: &Principal, id: &str) -> Result<ApiKey, Error> {
-    actor.require_api_key()?;
+    actor.pass(GATE)?;
     let mut conn = store.connection().await?;
     Ok(visible_key(&mut conn, actor, id).await?.to_api())
 }
@@ -154,7 +157,7 @@ pub async fn regenerate(
     actor: &Principal,
     id: &str,
 ) -> Result<Outcome<IssuedApiKey>, Error> {
-    actor.require_api_key()?;
+    actor.pass(GATE)?;
     let secret = Secret::generate();
     let outcome = uow
         .run(async |work| {
@@ -195,7 +198,7 @@ pub async fn regenerate(
 }
 
 pub async fn delete(uow: UnitOfWork<'_>, actor: &Principal, id: &str) -> Result<(), Error> {
-    actor.require_api_key()?;
+    actor.pass(GATE)?;
     uow.run_once(async |work| {
         let key = visible_key(work, actor, id).await?;
         if !actor.may_manage_key_of(key.kind, key.member_id.as_deref()) {

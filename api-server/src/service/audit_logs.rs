@@ -1,6 +1,6 @@
 //! Reading the audit log: a filtered page, or every event of a range for an export.
 
-use crate::auth::Principal;
+use crate::auth::{Gate, Principal};
 use crate::service::Error;
 use crate::service::pagination::{Cursor, page};
 use crate::store::Store;
@@ -9,6 +9,9 @@ use crate::store::workspaces::{self, Workspace};
 use jiff::SignedDuration;
 use tooken_contract::Scope;
 use tooken_contract::audit::{AuditEvent, AuditEventList, ExportAuditParams, ListAuditParams};
+
+/// What reading the audit log asks of its caller before anything else (see `Gate`).
+pub const GATE: Gate = Gate::Scope(Scope::AuditRead);
 
 /// Rows fetched per database round trip while exporting.
 const EXPORT_PAGE: u32 = 500;
@@ -20,7 +23,7 @@ pub async fn list(
     actor: &Principal,
     params: ListAuditParams,
 ) -> Result<AuditEventList, Error> {
-    actor.require(Scope::AuditRead)?;
+    actor.pass(GATE)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let filter = Filter {
         kind: params.kind.as_deref(),
@@ -60,7 +63,7 @@ pub async fn export(
     actor: &Principal,
     params: ExportAuditParams,
 ) -> Result<Export, Error> {
-    actor.require(Scope::AuditRead)?;
+    actor.pass(GATE)?;
     if params.until <= params.since {
         return Err(Error::validation("until", "until must be after since"));
     }

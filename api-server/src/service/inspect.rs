@@ -1,7 +1,7 @@
 //! What a presented token secret is worth, for the three ways a downstream service asks:
 //! verify, RFC 7662 introspection and forward-auth.
 
-use crate::auth::{Principal, TokenRejection, check_token, hash_secret, hashes_match};
+use crate::auth::{Gate, Principal, TokenRejection, check_token, hash_secret, hashes_match};
 use crate::metrics::{Metrics, VerifyLabels};
 use crate::service::Error;
 use crate::store::credentials::{Credential, TokenCredential};
@@ -9,6 +9,9 @@ use crate::store::{Store, now};
 use crate::usage::UsageRecorder;
 use tooken_contract::tokens::{VerifyReason, VerifyTokenRequest, VerifyTokenResponse};
 use tooken_contract::{Scope, Secret};
+
+/// What verify and introspection ask of their caller before anything else (see `Gate`).
+pub const GATE: Gate = Gate::Scope(Scope::TokensRead);
 
 /// What checking a secret needs: the credential lookup, where uses are recorded, and the
 /// counters of outcomes.
@@ -32,7 +35,7 @@ impl Inspector<'_> {
         actor: &Principal,
         request: VerifyTokenRequest,
     ) -> Result<VerifyTokenResponse, Error> {
-        actor.require(Scope::TokensRead)?;
+        actor.pass(GATE)?;
         let inspection = self
             .inspect(
                 &request.token,
@@ -57,7 +60,7 @@ impl Inspector<'_> {
 
     /// RFC 7662 introspection of `token` by `actor`: the same check as verify.
     pub async fn introspect(self, actor: &Principal, token: &str) -> Result<Inspection, Error> {
-        actor.require(Scope::TokensRead)?;
+        actor.pass(GATE)?;
         self.inspect(token, |found| actor.may_inspect(found), &[])
             .await
     }

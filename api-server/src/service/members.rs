@@ -2,7 +2,7 @@
 //! active Owner.
 
 use crate::audit::{Change, events};
-use crate::auth::Principal;
+use crate::auth::{Gate, Principal};
 use crate::service::pagination::{Cursor, page};
 use crate::service::unit_of_work::{UnitOfWork, Work};
 use crate::service::{Error, validate};
@@ -14,12 +14,16 @@ use tooken_contract::members::{
 };
 use tooken_contract::page::PageParams;
 
+/// What each operation asks of its caller before anything else (see `Gate`).
+pub const READ: Gate = Gate::ApiKey;
+pub const CHANGE: Gate = Gate::Settings;
+
 pub async fn list(
     store: &Store,
     actor: &Principal,
     params: PageParams,
 ) -> Result<MemberList, Error> {
-    actor.require_api_key()?;
+    actor.pass(READ)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = store.connection().await?;
     let mut rows = members::list(
@@ -39,7 +43,7 @@ pub async fn invite(
     actor: &Principal,
     request: InviteMemberRequest,
 ) -> Result<Member, Error> {
-    actor.require_settings()?;
+    actor.pass(CHANGE)?;
     let email = validate::email("email", &request.email)?;
     let member = Member {
         id: new_id(),
@@ -79,7 +83,7 @@ pub async fn update(
     id: &str,
     request: UpdateMemberRequest,
 ) -> Result<Member, Error> {
-    actor.require_settings()?;
+    actor.pass(CHANGE)?;
     uow.run_once(async |work| {
         lock_workspace(work, actor).await?;
         let mut member = members::get(work, &actor.workspace_id, id)
@@ -105,7 +109,7 @@ pub async fn update(
 }
 
 pub async fn remove(uow: UnitOfWork<'_>, actor: &Principal, id: &str) -> Result<(), Error> {
-    actor.require_settings()?;
+    actor.pass(CHANGE)?;
     uow.run_once(async |work| {
         lock_workspace(work, actor).await?;
         let member = members::get(work, &actor.workspace_id, id)

@@ -1,7 +1,7 @@
 //! Tokens: create, list, get, rotate and revoke.
 
 use crate::audit::{self, Change, events};
-use crate::auth::{Principal, hash_secret};
+use crate::auth::{Gate, Principal, hash_secret};
 use crate::service::pagination::{Cursor, page};
 use crate::service::unit_of_work::{Answer, Outcome, UnitOfWork};
 use crate::service::{Error, confinement, validate};
@@ -15,6 +15,12 @@ use tooken_contract::tokens::{
     TokenList, TokenStatus,
 };
 use tooken_contract::{Scope, Secret};
+
+/// What each operation asks of its caller before anything else (see `Gate`).
+pub const CREATE: Gate = Gate::Scope(Scope::TokensWrite);
+pub const READ: Gate = Gate::Scope(Scope::TokensRead);
+pub const ROTATE: Gate = Gate::Scope(Scope::TokensRotate);
+pub const REVOKE: Gate = Gate::Scope(Scope::TokensRevoke);
 
 /// The longest grace period a rotation may give the previous secret (30 days).
 pub const MAX_GRACE_PERIOD_SECONDS: u64 = 30 * 24 * 3600;
@@ -34,7 +40,7 @@ pub async fn create(
     actor: &Principal,
     request: CreateTokenRequest,
 ) -> Result<Outcome<IssuedToken>, Error> {
-    actor.require(Scope::TokensWrite)?;
+    actor.pass(CREATE)?;
     let name = validate::name("name", &request.name)?;
     let scopes = validate::scopes(&request.scopes)?;
     validate::labels(&request.labels)?;
@@ -100,7 +106,7 @@ pub async fn list(
     actor: &Principal,
     params: ListTokensParams,
 ) -> Result<TokenList, Error> {
-    actor.require(Scope::TokensRead)?;
+    actor.pass(READ)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let now = now();
     let mut conn = store.connection().await?;
@@ -123,7 +129,7 @@ pub async fn list(
 }
 
 pub async fn get(store: &Store, actor: &Principal, id: &str) -> Result<Token, Error> {
-    actor.require(Scope::TokensRead)?;
+    actor.pass(READ)?;
     let mut conn = store.connection().await?;
     let row = visible_token(&mut conn, actor, id).await?;
     Ok(row.to_api(now()))
@@ -135,7 +141,7 @@ pub async fn rotate(
     id: &str,
     request: RotateTokenRequest,
 ) -> Result<Outcome<RotatedToken>, Error> {
-    actor.require(Scope::TokensRotate)?;
+    actor.pass(ROTATE)?;
     let grace_seconds = request.grace_period_seconds.unwrap_or(0);
     if grace_seconds > MAX_GRACE_PERIOD_SECONDS {
         return Err(Error::validation(
@@ -236,7 +242,7 @@ pub async fn revoke(
     actor: &Principal,
     id: &str,
 ) -> Result<Outcome<Token>, Error> {
-    actor.require(Scope::TokensRevoke)?;
+    actor.pass(REVOKE)?;
     let now = now();
     uow.run(async |work| {
         // A token the caller cannot see is answered 404 before anything changes.

@@ -2,7 +2,7 @@
 //! delivery log and redelivery; and the endpoint an installer names at start-up.
 
 use crate::audit::{self, Author, Change, events};
-use crate::auth::Principal;
+use crate::auth::{Gate, Principal};
 use crate::service::Error;
 use crate::service::pagination::{Cursor, page};
 use crate::service::unit_of_work::{UnitOfWork, Work};
@@ -20,6 +20,10 @@ use tooken_contract::webhooks::{
     UpdateWebhookRequest, Webhook, WebhookList, WebhookWithSecret,
 };
 
+/// What each operation asks of its caller before anything else (see `Gate`).
+pub const READ: Gate = Gate::Scope(Scope::WebhooksRead);
+pub const WRITE: Gate = Gate::Scope(Scope::WebhooksWrite);
+
 pub const MAX_SECRET_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_SECRET_GRACE_SECONDS: u64 = 24 * 3600;
 
@@ -29,7 +33,7 @@ pub async fn create(
     targets: &TargetPolicy,
     request: CreateWebhookRequest,
 ) -> Result<WebhookWithSecret, Error> {
-    actor.require(Scope::WebhooksWrite)?;
+    actor.pass(WRITE)?;
     let endpoint = Endpoint {
         id: new_id(),
         workspace_id: actor.workspace_id.clone(),
@@ -148,7 +152,7 @@ pub async fn list(
     actor: &Principal,
     params: PageParams,
 ) -> Result<WebhookList, Error> {
-    actor.require(Scope::WebhooksRead)?;
+    actor.pass(READ)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     let mut conn = store.connection().await?;
     let mut rows = store::list_endpoints(
@@ -164,7 +168,7 @@ pub async fn list(
 }
 
 pub async fn get(store: &Store, actor: &Principal, id: &str) -> Result<Webhook, Error> {
-    actor.require(Scope::WebhooksRead)?;
+    actor.pass(READ)?;
     Ok(endpoint(store, actor, id).await?.to_api())
 }
 
@@ -175,7 +179,7 @@ pub async fn update(
     id: &str,
     request: UpdateWebhookRequest,
 ) -> Result<Webhook, Error> {
-    actor.require(Scope::WebhooksWrite)?;
+    actor.pass(WRITE)?;
     uow.run_once(async |work| {
         let before = store::get_endpoint(work, &actor.workspace_id, id)
             .await?
@@ -206,7 +210,7 @@ pub async fn update(
 }
 
 pub async fn delete(uow: UnitOfWork<'_>, actor: &Principal, id: &str) -> Result<(), Error> {
-    actor.require(Scope::WebhooksWrite)?;
+    actor.pass(WRITE)?;
     uow.run_once(async |work| {
         let endpoint = store::get_endpoint(work, &actor.workspace_id, id)
             .await?
@@ -229,7 +233,7 @@ pub async fn rotate_secret(
     id: &str,
     request: RotateWebhookSecretRequest,
 ) -> Result<WebhookWithSecret, Error> {
-    actor.require(Scope::WebhooksWrite)?;
+    actor.pass(WRITE)?;
     let grace = request
         .grace_period_seconds
         .unwrap_or(DEFAULT_SECRET_GRACE_SECONDS);
@@ -266,7 +270,7 @@ pub async fn list_deliveries(
     id: &str,
     params: PageParams,
 ) -> Result<DeliveryList, Error> {
-    actor.require(Scope::WebhooksRead)?;
+    actor.pass(READ)?;
     let (limit, after) = page(params.limit, params.cursor.as_deref())?;
     endpoint(store, actor, id).await?;
     let mut conn = store.connection().await?;
@@ -285,7 +289,7 @@ pub async fn redeliver(
     id: &str,
     delivery_id: &str,
 ) -> Result<Delivery, Error> {
-    actor.require(Scope::WebhooksWrite)?;
+    actor.pass(WRITE)?;
     uow.run_once(async |work| {
         let endpoint = store::get_endpoint(work, &actor.workspace_id, id)
             .await?

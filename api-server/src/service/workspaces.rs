@@ -2,7 +2,7 @@
 //! their settings.
 
 use crate::audit::{self, Change, events};
-use crate::auth::{Principal, UserSession};
+use crate::auth::{Gate, Principal, UserSession};
 use crate::service::unit_of_work::{UnitOfWork, Work};
 use crate::service::{Error, validate};
 use crate::store::members::{self, Member};
@@ -13,6 +13,9 @@ use crate::store::{Store, new_id, now};
 use serde_json::json;
 use tooken_contract::members::{MemberStatus, Role};
 use tooken_contract::workspaces::{CreateWorkspaceRequest, UpdateWorkspaceRequest};
+
+/// What changing the settings asks of its caller before anything else (see `Gate`).
+pub const UPDATE: Gate = Gate::Settings;
 
 /// The longest token lifetime and audit retention a workspace may set.
 pub const MAX_DAYS: i64 = 365;
@@ -146,7 +149,7 @@ pub async fn update(
     actor: &Principal,
     request: UpdateWorkspaceRequest,
 ) -> Result<Workspace, Error> {
-    actor.require_settings()?;
+    actor.pass(UPDATE)?;
     uow.run_once(async |work| {
         let before = workspaces::get(work, &actor.workspace_id)
             .await?

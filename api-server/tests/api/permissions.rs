@@ -3,7 +3,7 @@
 
 use crate::helpers::{TestApp, expect_json};
 use crate::on_both_backends;
-use crate::route_walk::{Answer, Targets, walk};
+use crate::route_walk::{Answer, Requests, Targets, walk, walk_sending};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tooken_api_server::store::members::{self, Member};
@@ -12,7 +12,8 @@ use tooken_contract::members::{MemberStatus, Role};
 
 on_both_backends!(
     roles_are_enforced_on_every_route,
-    another_workspace_sees_nothing_on_any_route
+    another_workspace_sees_nothing_on_any_route,
+    a_caller_refused_a_route_is_refused_whatever_it_sends
 );
 
 async fn personal_key(app: &TestApp, role: Role) -> String {
@@ -344,4 +345,62 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
     )
     .await;
     assert_eq!(hook["enabled"], true);
+}
+
+/// A caller who may not use a route gets 403 whatever its body or query, never a complaint
+/// about a request it was not allowed to make. Only POST /v1/api-keys reads the body first:
+/// the kind of key asked for decides who may create it.
+async fn a_caller_refused_a_route_is_refused_whatever_it_sends(app: TestApp) {
+    let (token, secret) = app.token("target", json!(["tokens:read"])).await;
+    let api_key = team_key(&app).await;
+    let member = invited_member(&app).await;
+    let (webhook, _) = app
+        .webhook("http://127.0.0.1:9/hook", &["token.created"])
+        .await;
+    let targets = Targets {
+        token: &token,
+        api_key: &api_key,
+        webhook: &webhook,
+        member: &member,
+        secret: &secret,
+    };
+    let workspace_routes = |template: &str| {
+        !(template.starts_with("/v1/auth/")
+            || template.starts_with("/v1/invitations/")
+            || template == "/v1/workspaces"
+            || template.contains("{slug}"))
+    };
+    let (_, reader) = app.token("reader", json!(["tokens:read"])).await;
+    let callers = [
+        ("viewer", personal_key(&app, Role::Viewer).await),
+        ("admin", personal_key(&app, Role::Admin).await),
+        ("tokens:read token", reader),
+    ];
+    for (who, credential) in callers {
+        // Malformed first: it changes nothing, while the valid walk may.
+        let malformed = walk_sending(
+            &app,
+            &credential,
+            &targets,
+            workspace_routes,
+            Requests::Malformed,
+        )
+        .await;
+        let valid = walk(&app, &credential, &targets, workspace_routes).await;
+        let mut refused = 0;
+        for (bad, good) in malformed.iter().zip(&valid) {
+            assert_eq!((&bad.method, &bad.template), (&good.method, &good.template));
+            if good.status != 403 || (bad.method == "post" && bad.template == "/v1/api-keys") {
+                continue;
+            }
+            refused += 1;
+            assert_eq!(
+                bad.status, 403,
+                "{who}: {} {} refuses a valid request but answers a malformed one with: {}",
+                bad.method, bad.template, bad.text
+            );
+        }
+        // Each caller is refused a good part of the API, so the walk tests something.
+        assert!(refused >= 6, "{who} was refused only {refused} routes");
+    }
 }

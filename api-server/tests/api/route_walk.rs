@@ -25,6 +25,16 @@ pub struct Answer {
     pub text: String,
 }
 
+/// What the walk sends.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Requests {
+    /// Creating and changing routes get a valid body.
+    Valid,
+    /// Every body is broken JSON (or a form without `token`), every query has a `limit` that is
+    /// not a number.
+    Malformed,
+}
+
 /// Calls every operation whose path template `include` accepts, as `credential`, in the
 /// workspace `production`. Creating and changing routes get a valid body.
 pub async fn walk(
@@ -32,6 +42,17 @@ pub async fn walk(
     credential: &str,
     targets: &Targets<'_>,
     include: impl Fn(&str) -> bool,
+) -> Vec<Answer> {
+    walk_sending(app, credential, targets, include, Requests::Valid).await
+}
+
+/// Like `walk`, sending `requests`.
+pub async fn walk_sending(
+    app: &TestApp,
+    credential: &str,
+    targets: &Targets<'_>,
+    include: impl Fn(&str) -> bool,
+    requests: Requests,
 ) -> Vec<Answer> {
     let doc = app.get_json("/v1/openapi.json").await;
     let window = format!(
@@ -58,13 +79,22 @@ pub async fn walk(
             if path.contains("/export") {
                 path = format!("{path}?{window}");
             }
+            if requests == Requests::Malformed {
+                let join = if path.contains('?') { '&' } else { '?' };
+                path = format!("{path}{join}limit=many");
+            }
             let request = app.authed(method.to_uppercase().parse().unwrap(), &path, credential);
-            let request = if template == "/v1/oauth2/introspect" {
-                request
+            let request = match (template.as_str(), requests) {
+                ("/v1/oauth2/introspect", Requests::Valid) => request
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!("token={}", targets.secret))
-            } else {
-                request.json(&body(method, template, targets.secret))
+                    .body(format!("token={}", targets.secret)),
+                ("/v1/oauth2/introspect", Requests::Malformed) => request
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("token_type_hint=access_token"),
+                (_, Requests::Valid) => request.json(&body(method, template, targets.secret)),
+                (_, Requests::Malformed) => request
+                    .header("content-type", "application/json")
+                    .body(r#"{"name": "#),
             };
             let response = request.send().await.unwrap();
             answers.push(Answer {

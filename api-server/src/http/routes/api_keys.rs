@@ -65,6 +65,7 @@ pub async fn create_api_key(
     principal: Principal,
     request: Retryable,
 ) -> Result<Response, ApiError> {
+    principal.pass(api_keys::GATE)?;
     let command: CreateApiKeyRequest = parse_json(&request.body)?;
     let uow = request.unit_of_work(&state.store, &principal, StatusCode::CREATED);
     outcome(
@@ -84,6 +85,7 @@ pub async fn list_api_keys(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(api_keys::GATE)?;
     let params: PageParams = parse_query(&query)?;
     let list = api_keys::list(&state.store, &principal, params).await?;
     Ok(json_response(StatusCode::OK, &list))

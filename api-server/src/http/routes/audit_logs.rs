@@ -50,6 +50,7 @@ pub async fn list_audit_logs(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(audit_logs::GATE)?;
     let params: ListAuditParams = parse_query(&query)?;
     let list = audit_logs::list(&state.store, &principal, params).await?;
     Ok(json_response(StatusCode::OK, &list))
@@ -106,6 +107,7 @@ pub async fn export_audit_logs(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(audit_logs::GATE)?;
     let params: ExportAuditParams = parse_query(&query)?;
     let export = audit_logs::export(&state.store, &principal, params).await?;
     let filename = format!(

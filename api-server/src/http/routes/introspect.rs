@@ -10,6 +10,7 @@ use crate::http::extract::{authenticated_from, presented, raw_body, with_state};
 use crate::http::route_table::Reach;
 use crate::http::state::AppState;
 use crate::serve;
+use crate::service::inspect;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -118,6 +119,7 @@ pub async fn introspect(
     content_type: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(inspect::GATE)?;
     let request = parse_form(content_type.as_deref(), &body)?;
     let inspection = state
         .inspector()

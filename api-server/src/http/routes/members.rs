@@ -48,6 +48,7 @@ pub async fn list_members(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(members::READ)?;
     let params: PageParams = parse_query(&query)?;
     let list = members::list(&state.store, &principal, params).await?;
     Ok(json_response(StatusCode::OK, &list))
@@ -68,6 +69,7 @@ pub async fn invite_member(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(members::CHANGE)?;
     let request: InviteMemberRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let member = members::invite(uow, &principal, request).await?;
@@ -91,6 +93,7 @@ pub async fn update_member(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(members::CHANGE)?;
     let request: UpdateMemberRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let member = members::update(uow, &principal, &id, request).await?;

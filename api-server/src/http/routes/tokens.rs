@@ -10,7 +10,7 @@ use crate::http::reply::{json_response, outcome};
 use crate::http::route_table::Reach;
 use crate::http::state::AppState;
 use crate::serve;
-use crate::service::tokens;
+use crate::service::{inspect, tokens};
 use bytes::Bytes;
 use tooken_contract::ErrorBody;
 use tooken_contract::tokens::ListTokensParams;
@@ -61,6 +61,7 @@ pub async fn create_token(
     principal: Principal,
     request: Retryable,
 ) -> Result<Response, ApiError> {
+    principal.pass(tokens::CREATE)?;
     let command: CreateTokenRequest = parse_json(&request.body)?;
     let uow = request.unit_of_work(&state.store, &principal, StatusCode::CREATED);
     outcome(
@@ -80,6 +81,7 @@ pub async fn list_tokens(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(tokens::READ)?;
     let params: ListTokensParams = parse_query(&query)?;
     let list = tokens::list(&state.store, &principal, params).await?;
     Ok(json_response(StatusCode::OK, &list))
@@ -119,6 +121,7 @@ pub async fn rotate_token(
     principal: Principal,
     request: Retryable,
 ) -> Result<Response, ApiError> {
+    principal.pass(tokens::ROTATE)?;
     let command: RotateTokenRequest = parse_json_or_default(&request.body)?;
     let uow = request.unit_of_work(&state.store, &principal, StatusCode::OK);
     outcome(
@@ -161,6 +164,7 @@ pub async fn verify_token(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(inspect::GATE)?;
     let request: VerifyTokenRequest = parse_json(&body)?;
     let answer = state.inspector().verify(&principal, request).await?;
     Ok(json_response(StatusCode::OK, &answer))

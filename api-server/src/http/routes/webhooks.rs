@@ -67,6 +67,7 @@ pub async fn create_webhook(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(webhooks::WRITE)?;
     let request: CreateWebhookRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let created = webhooks::create(uow, &principal, &state.webhook_targets, request).await?;
@@ -84,6 +85,7 @@ pub async fn list_webhooks(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(webhooks::READ)?;
     let params: PageParams = parse_query(&query)?;
     let list = webhooks::list(&state.store, &principal, params).await?;
     Ok(json_response(StatusCode::OK, &list))
@@ -117,6 +119,7 @@ pub async fn update_webhook(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(webhooks::WRITE)?;
     let request: UpdateWebhookRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let webhook = webhooks::update(uow, &principal, &state.webhook_targets, &id, request).await?;
@@ -155,6 +158,7 @@ pub async fn rotate_webhook_secret(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(webhooks::WRITE)?;
     let request: RotateWebhookSecretRequest = parse_json_or_default(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let rotated = webhooks::rotate_secret(uow, &principal, &id, request).await?;
@@ -173,6 +177,7 @@ pub async fn list_deliveries(
     principal: Principal,
     query: String,
 ) -> Result<Response, ApiError> {
+    principal.pass(webhooks::READ)?;
     let params: PageParams = parse_query(&query)?;
     let list = webhooks::list_deliveries(&state.store, &principal, &id, params).await?;
     Ok(json_response(StatusCode::OK, &list))

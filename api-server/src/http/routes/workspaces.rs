@@ -88,6 +88,7 @@ pub async fn update_workspace(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    principal.pass(workspaces::UPDATE)?;
     let request: UpdateWorkspaceRequest = parse_json(&body)?;
     let uow = UnitOfWork::by(&state.store, &principal, None);
     let workspace = workspaces::update(uow, &principal, request).await?;
