@@ -6,9 +6,9 @@ use crate::change_feed::{Change, ChangeFeed, OwnRotations};
 use crate::cluster::{
     ApiConnection, Cluster, KubeCluster, MANAGED_BY, MANAGED_BY_LABEL, read_connection,
 };
-use crate::crd::{Connection, TookenToken};
+use crate::crd::{Connection, TookenToken, TookenTokenSpec};
 use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels};
-use crate::policy::{self, Serve, TookenPolicy};
+use crate::policy::{self, Denial, Serve, TookenPolicy};
 use crate::reconcile::{self, MAX_REQUEUE, ReconcileError};
 use crate::tooken_api::MeteredApi;
 use futures::{StreamExt, TryStreamExt, future};
@@ -71,8 +71,13 @@ impl Context {
         *serve != Serve::Default || !self.has_feed || self.feed_refused.load(Ordering::Relaxed)
     }
 
-    /// What the policies allow this resource: which connection serves it, or why none may.
-    async fn decide(&self, tt: &TookenToken) -> Result<Serve, ReconcileError> {
+    /// What the policies allow `spec` in this resource's namespace: which connection serves
+    /// it, or why none may.
+    async fn decide(
+        &self,
+        tt: &TookenToken,
+        spec: &TookenTokenSpec,
+    ) -> Result<Serve, ReconcileError> {
         // At start the first reconciles race the first list: give it a moment.
         let listed = tokio::time::timeout(POLICY_LIST_WAIT, self.policies.wait_until_ready())
             .await
@@ -95,8 +100,7 @@ impl Context {
         } else {
             Default::default()
         };
-        policy::decide(&policies, &namespace, &labels, &tt.spec)
-            .map_err(ReconcileError::PolicyDenied)
+        policy::decide(&policies, &namespace, &labels, spec).map_err(ReconcileError::PolicyDenied)
     }
 }
 
@@ -186,14 +190,40 @@ async fn connection(
         })
 }
 
-/// The connection to revoke with on delete: the one policies choose now, else the one the
-/// resource would have had before any policy (revoking must not wait for a policy to allow it).
-async fn cleanup_serve(ctx: &Context, tt: &TookenToken) -> Serve {
-    match ctx.decide(tt).await {
+/// The connection to revoke with: the one policies choose now whatever the scopes, else the
+/// one the resource would have had before any policy (revoking must not wait for a policy to
+/// allow it).
+async fn revoking_serve(ctx: &Context, tt: &TookenToken) -> Serve {
+    let any_scopes = TookenTokenSpec {
+        scopes: Vec::new(),
+        ..tt.spec.clone()
+    };
+    match ctx.decide(tt, &any_scopes).await {
         Ok(serve) => serve,
         Err(_) if tt.spec.connection.is_some() => Serve::Own,
         Err(_) => Serve::Default,
     }
+}
+
+/// Revokes the resource's token when the policies now forbid what it was issued with, not
+/// only what its spec asks for now: a tightened policy takes back what it no longer allows,
+/// while an edit the policies refuse leaves the token that was allowed working.
+async fn withdraw_forbidden(ctx: &Context, tt: &TookenToken) -> Result<(), ReconcileError> {
+    let Some(status) = tt.status.as_ref().filter(|s| s.token_id.is_some()) else {
+        return Ok(());
+    };
+    let issued = TookenTokenSpec {
+        scopes: status.issued_scopes.clone(),
+        ..tt.spec.clone()
+    };
+    let why = match ctx.decide(tt, &issued).await {
+        Err(ReconcileError::PolicyDenied(Denial::Forbidden(why))) => why,
+        Ok(_) | Err(ReconcileError::PolicyDenied(Denial::Conflict(_))) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let serve = revoking_serve(ctx, tt).await;
+    let client = api_client(ctx, tt, &serve).await?;
+    reconcile::withdraw(tt, &ctx.cluster, &client, &why).await
 }
 
 async fn reconcile(
@@ -214,7 +244,13 @@ async fn reconcile(
             Event::Apply(tt) => {
                 ctx.managed.lock().expect("lock").insert(key.clone());
                 let result = async {
-                    let serve = ctx.decide(&tt).await?;
+                    let serve = match ctx.decide(&tt, &tt.spec).await {
+                        Err(ReconcileError::PolicyDenied(denial)) => {
+                            withdraw_forbidden(&ctx, &tt).await?;
+                            return Err(ReconcileError::PolicyDenied(denial));
+                        }
+                        decided => decided?,
+                    };
                     let client = api_client(&ctx, &tt, &serve).await?;
                     let wait =
                         reconcile::apply(&tt, &ctx.cluster, &client, Timestamp::now()).await?;
@@ -241,7 +277,7 @@ async fn reconcile(
             }
             Event::Cleanup(tt) => {
                 let result = async {
-                    let serve = cleanup_serve(&ctx, &tt).await;
+                    let serve = revoking_serve(&ctx, &tt).await;
                     let client = api_client(&ctx, &tt, &serve).await?;
                     reconcile::cleanup(&tt, &ctx.cluster, &client).await
                 }

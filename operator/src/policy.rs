@@ -10,6 +10,9 @@
 //!
 //! A namespace several policies cover gets what all of them allow. One no policy covers may use
 //! the default connection, with confined tokens only.
+//!
+//! A policy that is tightened takes back what it no longer allows: the controller revokes a
+//! token issued with what the policies now forbid (`Denial::Forbidden`).
 
 use crate::crd::{TokenScope, TookenTokenSpec};
 use kube::CustomResource;
@@ -96,24 +99,35 @@ pub enum Serve {
     Policy(ConnectionRef),
 }
 
-/// Whether `spec` may be served in `namespace`, and by which connection; the refusal says which
-/// policy refused and why.
+/// Why policies refuse a request; the message says which policy refused and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// They forbid it: a scope, or the default connection. A token already issued with what
+    /// they forbid is revoked.
+    #[error("{0}")]
+    Forbidden(String),
+    /// They contradict one another: nothing is decided, and nothing already issued is touched.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Whether `spec` may be served in `namespace`, and by which connection.
 pub fn decide<P: Borrow<TookenPolicy>>(
     policies: &[P],
     namespace: &str,
     labels: &BTreeMap<String, String>,
     spec: &TookenTokenSpec,
-) -> Result<Serve, String> {
+) -> Result<Serve, Denial> {
     if let Some(scope) = spec
         .scopes
         .iter()
         .find(|s| s.to_contract().is_workspace_wide())
     {
-        return Err(format!(
+        return Err(Denial::Forbidden(format!(
             "scope {} reaches the whole workspace, and the operator issues only tokens confined \
              to their namespace",
             scope.to_contract()
-        ));
+        )));
     }
     let mut covering: Vec<&TookenPolicy> = policies
         .iter()
@@ -130,12 +144,12 @@ pub fn decide<P: Borrow<TookenPolicy>>(
                 .iter()
                 .map(|s| s.to_contract().to_string())
                 .collect();
-            return Err(format!(
+            return Err(Denial::Forbidden(format!(
                 "TookenPolicy {} allows namespace {namespace} only the scopes [{}], not {}",
                 name(policy),
                 names.join(", "),
                 scope.to_contract()
-            ));
+            )));
         }
     }
     if spec.connection.is_some() {
@@ -146,11 +160,11 @@ pub fn decide<P: Borrow<TookenPolicy>>(
         .filter_map(|p| Some((*p, p.spec.connection.as_ref()?)));
     if let Some((first, connection)) = named.next() {
         if let Some((other, _)) = named.find(|(_, c)| *c != connection) {
-            return Err(format!(
+            return Err(Denial::Conflict(format!(
                 "TookenPolicies {} and {} name different connections for namespace {namespace}",
                 name(first),
                 name(other)
-            ));
+            )));
         }
         return Ok(Serve::Policy(connection.clone()));
     }
@@ -158,11 +172,11 @@ pub fn decide<P: Borrow<TookenPolicy>>(
         .iter()
         .find(|p| p.spec.default_connection == Permission::Deny)
     {
-        return Err(format!(
+        return Err(Denial::Forbidden(format!(
             "TookenPolicy {} does not let namespace {namespace} use the operator's default \
              connection; name a connection Secret in spec.connection",
             name(denying)
-        ));
+        )));
     }
     Ok(Serve::Default)
 }
@@ -189,6 +203,13 @@ mod tests {
         serde_json::from_value(spec).unwrap()
     }
 
+    fn forbidden(decided: Result<Serve, Denial>) -> String {
+        match decided {
+            Err(Denial::Forbidden(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -199,8 +220,12 @@ mod tests {
     #[test]
     fn workspace_wide_scopes_are_never_served() {
         for scope in ["audit:read", "webhooks:read", "webhooks:write"] {
-            let refused = decide::<TookenPolicy>(&[], "dev", &labels(&[]), &spec(&[scope], false))
-                .unwrap_err();
+            let refused = forbidden(decide::<TookenPolicy>(
+                &[],
+                "dev",
+                &labels(&[]),
+                &spec(&[scope], false),
+            ));
             assert!(
                 refused.contains(scope) && refused.contains("whole workspace"),
                 "{refused}"
@@ -244,8 +269,12 @@ mod tests {
             decide(&policies, "dev", &team, &spec(&["tokens:read"], false)),
             Ok(Serve::Default)
         );
-        let refused =
-            decide(&policies, "dev", &team, &spec(&["tokens:rotate"], false)).unwrap_err();
+        let refused = forbidden(decide(
+            &policies,
+            "dev",
+            &team,
+            &spec(&["tokens:rotate"], false),
+        ));
         assert!(
             refused.contains("by-label") && refused.contains("tokens:rotate"),
             "{refused}"
@@ -260,13 +289,12 @@ mod tests {
             ),
             Ok(Serve::Default)
         );
-        let refused = decide(
+        let refused = forbidden(decide(
             &policies,
             "dev",
             &labels(&[]),
             &spec(&["tokens:write"], false),
-        )
-        .unwrap_err();
+        ));
         assert!(refused.contains("by-name"), "{refused}");
     }
 
@@ -276,13 +304,12 @@ mod tests {
             "deny",
             serde_json::json!({"namespaces": {"names": ["dev"]}, "defaultConnection": "Deny"}),
         );
-        let refused = decide(
+        let refused = forbidden(decide(
             std::slice::from_ref(&deny),
             "dev",
             &labels(&[]),
             &spec(&["tokens:read"], false),
-        )
-        .unwrap_err();
+        ));
         assert!(refused.contains("default connection") && refused.contains("deny"));
         assert_eq!(
             decide(
@@ -315,13 +342,14 @@ mod tests {
             serde_json::json!({"namespaces": {"names": ["dev"]},
                 "connection": {"namespace": "tooken", "secretName": "elsewhere"}}),
         );
-        let refused = decide(
+        match decide(
             &[serving, other],
             "dev",
             &labels(&[]),
             &spec(&["tokens:read"], false),
-        )
-        .unwrap_err();
-        assert!(refused.contains("different connections"), "{refused}");
+        ) {
+            Err(Denial::Conflict(why)) => assert!(why.contains("different connections"), "{why}"),
+            other => panic!("two connections are a conflict, not {other:?}"),
+        }
     }
 }

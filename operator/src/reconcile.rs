@@ -33,7 +33,7 @@ pub enum ReconcileError {
     #[error("no Tooken API connection: {0}")]
     NoConnection(String),
     #[error("refused by policy: {0}")]
-    PolicyDenied(String),
+    PolicyDenied(crate::policy::Denial),
     #[error("TookenPolicies cannot be read yet ({0}); nothing is issued until they can")]
     PolicyUnavailable(String),
     #[error(transparent)]
@@ -694,6 +694,41 @@ async fn rotate<A: TookenApi>(
 }
 
 /// The resource is being deleted: revoke its tokens unless told to retain them.
+/// Revokes the tokens the resource holds, because the policies now forbid what they were
+/// issued with (`why`). The status keeps naming them: once the policies allow the spec again,
+/// the next apply finds the token revoked and issues a new one.
+pub async fn withdraw<C: Cluster, A: TookenApi>(
+    tt: &TookenToken,
+    cluster: &C,
+    api: &A,
+    why: &str,
+) -> Result<(), ReconcileError> {
+    let status = tt.status.clone().unwrap_or_default();
+    let ids = status
+        .token_id
+        .iter()
+        .chain(status.pending_revocations.iter().map(|p| &p.token_id));
+    for id in ids {
+        // Looked up first, so a resource refused again and again revokes and reports once.
+        if api
+            .get_token(id)
+            .await?
+            .is_some_and(|token| token.status == TokenStatus::Active)
+        {
+            api.revoke_token(id).await?;
+            cluster
+                .event(
+                    tt,
+                    true,
+                    "RevokedByPolicy",
+                    format!("revoked token {id}: {why}"),
+                )
+                .await;
+        }
+    }
+    Ok(())
+}
+
 pub async fn cleanup<C: Cluster, A: TookenApi>(
     tt: &TookenToken,
     cluster: &C,

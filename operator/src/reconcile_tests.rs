@@ -4,7 +4,7 @@
 use crate::cluster::ROTATION_KEY;
 use crate::crd::{Expiry, RotationPolicy, TokenScope, TookenToken, TookenTokenSpec};
 use crate::fake::{Crash, FakeCluster, FakeTooken, world};
-use crate::reconcile::{apply, cleanup, sha256_hex};
+use crate::reconcile::{apply, cleanup, sha256_hex, withdraw};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 
@@ -656,6 +656,43 @@ async fn a_revocation_through_the_api_is_healed_with_a_new_token() {
         .unwrap();
     assert_converged(&cluster, &api);
     assert_ne!(api.active(), [old]);
+    assert_eq!(last_event(&cluster).as_deref(), Some("Reissued"));
+}
+
+#[tokio::test]
+async fn tokens_a_policy_no_longer_allows_are_revoked_once_and_replaced_once_allowed() {
+    let (cluster, api) = world();
+    let tt = resource(vec![TokenScope::TokensRead]);
+    apply(&tt, &cluster, &api, Timestamp::now()).await.unwrap();
+    // A scope change leaves the replaced token in its grace period: it goes too.
+    let tt = new_scopes(&tt);
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    let held = api.active();
+    assert_eq!(held.len(), 2, "the token and the one it replaced");
+
+    withdraw(&stored(&tt, &cluster), &cluster, &api, "no longer allowed")
+        .await
+        .unwrap();
+    assert!(api.active().is_empty(), "both revoked");
+    let events = cluster.state.lock().unwrap().events.clone();
+    assert_eq!(
+        events[events.len() - 2..],
+        ["RevokedByPolicy", "RevokedByPolicy"]
+    );
+    // Refused again: nothing left to revoke, nothing reported again.
+    withdraw(&stored(&tt, &cluster), &cluster, &api, "no longer allowed")
+        .await
+        .unwrap();
+    assert_eq!(cluster.state.lock().unwrap().events, events);
+
+    // Allowed again: the next apply finds its token revoked and issues a new one.
+    apply(&stored(&tt, &cluster), &cluster, &api, Timestamp::now())
+        .await
+        .unwrap();
+    assert_converged(&cluster, &api);
+    assert!(held.iter().all(|id| !api.active().contains(id)));
     assert_eq!(last_event(&cluster).as_deref(), Some("Reissued"));
 }
 

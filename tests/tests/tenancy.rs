@@ -443,3 +443,130 @@ async fn not_ready(tokens: &Api<TookenToken>, name: &str) -> String {
     )
     .await
 }
+
+/// `name`'s Secret value.
+async fn secret_of(client: &kube::Client, ns: &TempNamespace, name: &str) -> String {
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns.name)
+        .get(name)
+        .await
+        .unwrap();
+    secret_value(&secret, "token").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tightened_policy_revokes_what_it_no_longer_allows() {
+    let Some(path) = kubeconfig("a_tightened_policy_revokes_what_it_no_longer_allows") else {
+        return;
+    };
+    let admin = client(&path).await.unwrap();
+    install_crd(&admin).await;
+    let ns = temp_namespace(&admin, "tooken-tighten").await;
+    let name = unique_namespace("tooken-tighten");
+    let policies: Api<TookenPolicy> = Api::all(admin.clone());
+    let allow = |scopes: &[&str], default_connection: &str| {
+        json!({
+            "apiVersion": "tooken.io/v1alpha1", "kind": "TookenPolicy",
+            "metadata": {"name": name},
+            "spec": {"namespaces": {"names": [ns.name]}, "allowedScopes": scopes,
+                     "defaultConnection": default_connection}
+        })
+    };
+    let set = |policy: Value| {
+        let policies = policies.clone();
+        let name = name.clone();
+        async move {
+            policies
+                .patch(
+                    &name,
+                    &PatchParams::apply("tooken-e2e").force(),
+                    &Patch::Apply(policy),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set(allow(&["tokens:read", "tokens:revoke"], "Allow")).await;
+    let _policy = Policy(policies.clone(), name.clone());
+    let (_server, base_url, api_key) = start_api_server(&[]).await;
+    let _operator = spawn_operator(&path, &ns.name, &base_url, &api_key, &[]);
+    let tokens: Api<TookenToken> = Api::namespaced(admin.clone(), &ns.name);
+    for (tt, scopes) in [
+        ("revoker", &["tokens:read", "tokens:revoke"][..]),
+        ("reader", &["tokens:read"]),
+    ] {
+        tokens
+            .create(&PostParams::default(), &token(tt, scopes))
+            .await
+            .unwrap();
+    }
+    let revoker_id = ready_token_id(&tokens, "revoker").await;
+    let reader_id = ready_token_id(&tokens, "reader").await;
+    let revoker = secret_of(&admin, &ns, "revoker").await;
+    let reader = secret_of(&admin, &ns, "reader").await;
+
+    // Tightened: the token issued with a scope it no longer allows is revoked; the other keeps
+    // working.
+    set(allow(&["tokens:read"], "Allow")).await;
+    let reason = not_ready(&tokens, "revoker").await;
+    assert!(reason.contains("only the scopes [tokens:read]"), "{reason}");
+    let verdict = eventually("revoker's token to be revoked", WAIT, || async {
+        let verdict = verify_token(&base_url, &api_key, &revoker).await;
+        (verdict["valid"] == false).then_some(verdict)
+    })
+    .await;
+    assert_eq!(verdict["reason"], "revoked", "{verdict}");
+    let verdict = verify_token(&base_url, &api_key, &reader).await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(ready_token_id(&tokens, "reader").await, reader_id);
+
+    // Editing a resource to ask for more than allowed is refused, and leaves its token working.
+    tokens
+        .patch(
+            "reader",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"scopes": ["tokens:read", "tokens:rotate"]}})),
+        )
+        .await
+        .unwrap();
+    not_ready(&tokens, "reader").await;
+    assert_eq!(
+        verify_token(&base_url, &api_key, &reader).await["valid"],
+        true
+    );
+    tokens
+        .patch(
+            "reader",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"scopes": ["tokens:read"]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ready_token_id(&tokens, "reader").await, reader_id);
+
+    // Allowed again: a new token, in the Secret, that works.
+    set(allow(&["tokens:read", "tokens:revoke"], "Allow")).await;
+    let reissued = eventually("revoker to be reissued", WAIT, || async {
+        let tt = tokens.get("revoker").await.ok()?;
+        let id = tt.status?.token_id?;
+        (id != revoker_id).then_some(id)
+    })
+    .await;
+    assert_eq!(ready_token_id(&tokens, "revoker").await, reissued);
+    let renewed = secret_of(&admin, &ns, "revoker").await;
+    assert_eq!(
+        verify_token(&base_url, &api_key, &renewed).await["token_id"],
+        reissued.as_str()
+    );
+
+    // The default connection denied: every token it issued here is revoked.
+    set(allow(&["tokens:read", "tokens:revoke"], "Deny")).await;
+    for (tt, secret) in [("revoker", &renewed), ("reader", &reader)] {
+        let reason = not_ready(&tokens, tt).await;
+        assert!(reason.contains("default connection"), "{reason}");
+        eventually(&format!("{tt}'s token to be revoked"), WAIT, || async {
+            let verdict = verify_token(&base_url, &api_key, secret).await;
+            (verdict["reason"] == "revoked").then_some(())
+        })
+        .await;
+    }
+}
