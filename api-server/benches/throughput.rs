@@ -26,9 +26,11 @@ use tokio::net::TcpListener;
 use tooken_api_server::app::{Application, Settings};
 use tooken_api_server::auth::hash_secret;
 use tooken_api_server::bootstrap::{BootstrapRequest, bootstrap};
+use tooken_api_server::cli::LogFormat;
 use tooken_api_server::delivery::DeliverySettings;
 use tooken_api_server::store::tokens::{self, TokenRow};
 use tooken_api_server::store::{Store, new_id, now};
+use tooken_api_server::telemetry;
 use tooken_api_server::webhook_targets::TargetPolicy;
 use tooken_contract::{Scope, Secret};
 use warp::Filter;
@@ -373,6 +375,11 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("tooken-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // The servers log as `tooken-server` does by default (a line per request at `info`), to a
+    // file standing in for stderr, so the figures include what logging costs.
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let logs = telemetry::init_writing_to(LogFormat::Text, log);
+    let log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let sqlite_url = format!("sqlite://{}", dir.join("bench.db").display());
     let (addr, store, key, workspace_id) = start_server(sqlite_url);
     let baseline_addr = start_baseline();
@@ -382,7 +389,8 @@ fn main() {
         let sample = seed_tokens(&store, &workspace_id, count).await;
         println!(
             "seeded {count} tokens on SQLite in {:.1} s; {connections} keep-alive connections; \
-             {rounds} rounds of {} s per target, medians shown; server and load share the machine's cores",
+             {rounds} rounds of {} s per target, medians shown; server and load share the machine's cores; \
+             servers log at RUST_LOG={log_filter} to a file",
             seeding.elapsed().as_secs_f64(),
             run_for.as_secs()
         );
@@ -458,6 +466,10 @@ fn main() {
             _ => println!("POST /v1/tokens (PostgreSQL): skipped, set TOOKEN_BENCH_POSTGRES_URL to measure"),
         }
     });
+    drop(logs); // writes out what is still queued
+    let logged = std::fs::read(dir.join("server.log"))
+        .map_or(0, |log| log.iter().filter(|&&byte| byte == b'\n').count());
+    println!("server log: {logged} lines");
     let _ = std::fs::remove_dir_all(&dir);
     std::process::exit(0);
 }

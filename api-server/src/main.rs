@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Bootstrap(args)) => {
-            telemetry::init(LogFormat::Text);
+            let _logs = telemetry::init(LogFormat::Text);
             run_bootstrap(args).await
         }
         Some(Command::Serve(args)) => serve(args).await,
@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    telemetry::init(args.log_format);
+    let _logs = telemetry::init(args.log_format);
     let bootstrap_file = args.bootstrap_api_key_file.clone();
     let bootstrap_webhook = args
         .bootstrap_webhook_url
