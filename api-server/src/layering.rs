@@ -38,6 +38,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             let used = crate_paths(code)
                 .into_iter()
+                .chain(super_paths(&module, code))
                 .filter_map(|path| longest_module(&modules, &path))
                 // A module's own children and parents are part of it.
                 .filter(|used| !related(&module, used))
@@ -77,22 +78,65 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
 
 /// Each `crate::a::b` path in `code`, with `crate::a::{b, c::d}` groups spelled out.
 fn crate_paths(code: &str) -> Vec<String> {
+    code.match_indices("crate::")
+        .flat_map(|(at, _)| paths_from(&code[at + "crate::".len()..]))
+        .collect()
+}
+
+/// Each `super::b` path in `module`'s `code`, as the `crate::` path it stands for.
+fn super_paths(module: &str, code: &str) -> Vec<String> {
     let mut paths = Vec::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(rest.len());
-        let base = rest[..end].trim_end_matches(':').to_owned();
-        if rest[end..].starts_with('{') {
-            let group = &rest[end + 1..rest[end..].find('}').map_or(rest.len(), |i| end + i)];
-            for item in group.split(',') {
-                let item = item.trim().trim_start_matches('{');
-                if !item.is_empty() && item != "self" {
-                    paths.push(format!("{base}::{item}"));
-                }
+    for (at, _) in code.match_indices("super::") {
+        // The first `super` of a `super::super::` chain stands for the whole chain.
+        if code[..at].ends_with("::") {
+            continue;
+        }
+        let mut rest = &code[at..];
+        let mut up = 0;
+        while let Some(after) = rest.strip_prefix("super::") {
+            rest = after;
+            up += 1;
+        }
+        let parts: Vec<&str> = module.split("::").collect();
+        let Some(base) = parts
+            .len()
+            .checked_sub(up)
+            .map(|keep| parts[..keep].join("::"))
+        else {
+            continue;
+        };
+        for path in paths_from(rest) {
+            paths.push(if base.is_empty() {
+                path
+            } else {
+                format!("{base}::{path}")
+            });
+        }
+    }
+    paths
+}
+
+/// The path at the start of `rest` (`a::b`), or the paths of its group (`a::{b, c::d}`).
+fn paths_from(rest: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(rest.len());
+    let base = rest[..end].trim_end_matches(':').to_owned();
+    if rest[end..].starts_with('{') {
+        let group = &rest[end + 1..rest[end..].find('}').map_or(rest.len(), |i| end + i)];
+        for item in group.split(',') {
+            let item = item.trim().trim_start_matches('{');
+            if !item.is_empty() && item != "self" {
+                paths.push(if base.is_empty() {
+                    item.to_owned()
+                } else {
+                    format!("{base}::{item}")
+                });
             }
         }
+    }
+    if !base.is_empty() {
         paths.push(base);
     }
     paths
@@ -184,6 +228,19 @@ fn the_checks_see_imports() {
     assert_eq!(
         resolved,
         ["store", "store::tokens"].map(String::from).into()
+    );
+    // `super::` paths count too, relative to the module that writes them.
+    assert!(graph["http::endpoint"].contains("http::route_table"));
+    assert_eq!(
+        super_paths(
+            "store::credentials",
+            "use super::{tokens::decode_scopes, Store};"
+        ),
+        ["store::tokens::decode_scopes", "store::Store"]
+    );
+    assert_eq!(
+        super_paths("http::routes::tokens", "use super::super::error::ApiError;"),
+        ["http::error::ApiError"]
     );
 }
 
