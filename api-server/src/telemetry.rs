@@ -5,23 +5,29 @@
 //! requests wait for it, as they would for stderr itself.
 
 use crate::cli::LogFormat;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr until the guard is dropped, which writes out what is still queued.
 #[must_use = "dropping the guard stops the logging thread"]
 pub fn init(format: LogFormat) -> WorkerGuard {
-    init_writing_to(format, std::io::stderr())
+    // Colours only for a person at a terminal, never into a pipe or file (`kubectl logs`).
+    install(format, std::io::stderr(), std::io::stderr().is_terminal())
 }
 
 /// `init`, writing to `writer` instead of stderr (the benchmark logs to a file).
 #[must_use = "dropping the guard stops the logging thread"]
 pub fn init_writing_to(format: LogFormat, writer: impl Write + Send + 'static) -> WorkerGuard {
+    install(format, writer, false)
+}
+
+fn install(format: LogFormat, writer: impl Write + Send + 'static, colours: bool) -> WorkerGuard {
     let (writer, guard) = off_thread(writer);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),

@@ -323,3 +323,28 @@ async fn a_bootstrap_key_file_is_installed_once() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TOOKEN_BOOTSTRAP_OWNER_EMAIL"), "{stderr}");
 }
+
+/// Logs read from a pipe, as `kubectl logs` reads them, are plain text: no colour codes.
+#[test]
+fn text_logs_into_a_pipe_carry_no_colour_codes() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(database_url) = runtime.block_on(fresh_database(Backend::Sqlite)) else {
+        return;
+    };
+    let mut child = Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", &database_url)
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tooken-server");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .find_map(|line| line.ok().filter(|line| line.contains("listening")))
+        .expect("the server says where it listens");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listening.contains(" INFO "), "{listening}");
+    assert!(!listening.contains('\x1b'), "{listening:?}");
+}
