@@ -125,10 +125,10 @@ pub fn holders(store: &Store<TookenToken>, change: &Change) -> Vec<ObjectRef<Too
         .iter()
         .filter(|tt| match change {
             Change::All => true,
-            Change::Token(id) => tt.status.as_ref().is_some_and(|s| {
-                s.token_id.as_deref() == Some(id.as_str())
-                    || s.pending_revocations.iter().any(|p| &p.token_id == id)
-            }),
+            Change::Token(id) => tt
+                .status
+                .as_ref()
+                .is_some_and(|s| reconcile::held_tokens(s).any(|held| held == id)),
         })
         .map(|tt| ObjectRef::from_obj(&**tt))
         .collect()

@@ -693,7 +693,14 @@ async fn rotate<A: TookenApi>(
     Err(ReconcileError::NoSecret)
 }
 
-/// The resource is being deleted: revoke its tokens unless told to retain them.
+/// The ids of every token the resource holds: its token, and those awaiting revocation.
+pub fn held_tokens(status: &TookenTokenStatus) -> impl Iterator<Item = &String> {
+    status
+        .token_id
+        .iter()
+        .chain(status.pending_revocations.iter().map(|p| &p.token_id))
+}
+
 /// Revokes the tokens the resource holds, because the policies now forbid what they were
 /// issued with (`why`). The status keeps naming them: once the policies allow the spec again,
 /// the next apply finds the token revoked and issues a new one.
@@ -704,11 +711,7 @@ pub async fn withdraw<C: Cluster, A: TookenApi>(
     why: &str,
 ) -> Result<(), ReconcileError> {
     let status = tt.status.clone().unwrap_or_default();
-    let ids = status
-        .token_id
-        .iter()
-        .chain(status.pending_revocations.iter().map(|p| &p.token_id));
-    for id in ids {
+    for id in held_tokens(&status) {
         // Looked up first, so a resource refused again and again revokes and reports once.
         if api
             .get_token(id)
@@ -729,6 +732,7 @@ pub async fn withdraw<C: Cluster, A: TookenApi>(
     Ok(())
 }
 
+/// The resource is being deleted: revoke its tokens unless told to retain them.
 pub async fn cleanup<C: Cluster, A: TookenApi>(
     tt: &TookenToken,
     cluster: &C,
@@ -746,11 +750,7 @@ pub async fn cleanup<C: Cluster, A: TookenApi>(
             .await;
         return Ok(());
     }
-    let ids = status
-        .token_id
-        .iter()
-        .chain(status.pending_revocations.iter().map(|p| &p.token_id));
-    for id in ids {
+    for id in held_tokens(&status) {
         api.revoke_token(id).await?;
     }
     if let Some(id) = &status.token_id {

@@ -241,35 +241,53 @@ async fn roles_are_enforced_on_every_route(app: TestApp) {
     }
 }
 
+/// One object of each kind in "production", for a walk to aim at.
+struct Objects {
+    token: String,
+    secret: String,
+    api_key: String,
+    member: String,
+    webhook: String,
+}
+
+impl Objects {
+    async fn create(app: &TestApp) -> Objects {
+        let (token, secret) = app.token("prod-token", json!(["tokens:read"])).await;
+        let (webhook, _) = app
+            .webhook("http://127.0.0.1:9/hook", &["token.created"])
+            .await;
+        Objects {
+            token,
+            secret,
+            api_key: team_key(app).await,
+            member: invited_member(app).await,
+            webhook,
+        }
+    }
+
+    fn targets(&self) -> Targets<'_> {
+        Targets {
+            token: &self.token,
+            api_key: &self.api_key,
+            webhook: &self.webhook,
+            member: &self.member,
+            secret: &self.secret,
+        }
+    }
+}
+
 async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
-    // Objects of "production".
-    let (token, secret) = app.token("prod-token", json!(["tokens:read"])).await;
-    let api_key = team_key(&app).await;
-    let member = invited_member(&app).await;
-    let response = app
-        .authed(Method::POST, "/v1/webhooks", &app.api_key)
-        .json(&json!({"url": "http://127.0.0.1:9/hook", "event_types": ["token.created"]}))
-        .send()
-        .await
-        .unwrap();
-    let webhook = expect_json(response, 201).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let prod_ids = [
-        token.clone(),
-        api_key.clone(),
-        member.clone(),
-        webhook.clone(),
-    ];
+    let objects = Objects::create(&app).await;
+    let Objects {
+        token,
+        api_key,
+        member,
+        webhook,
+        ..
+    } = &objects;
+    let prod_ids = [token, api_key, member, webhook];
     let (_, intruder) = app.other_workspace("intruder").await;
-    let targets = Targets {
-        token: &token,
-        api_key: &api_key,
-        webhook: &webhook,
-        member: &member,
-        secret: &secret,
-    };
+    let targets = objects.targets();
     // Routes about the signed-in person rather than a workspace are left out.
     let answers = walk(&app, &intruder, &targets, |template| {
         !(template.starts_with("/v1/auth/")
@@ -318,10 +336,10 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
     )
     .await;
     assert_eq!(workspace["name"], "production");
-    let token_now = app.client(&app.api_key).get_token(&token).await.unwrap();
+    let token_now = app.client(&app.api_key).get_token(token).await.unwrap();
     assert_eq!((token_now.rotation, token_now.revoked_at), (0, None));
     let listed = app.client(&app.api_key).list_api_keys().await.unwrap();
-    assert!(listed.data.iter().any(|k| k.id == api_key));
+    assert!(listed.data.iter().any(|k| k.id == *api_key));
     let members = expect_json(
         app.authed(Method::GET, "/v1/members", &app.api_key)
             .send()
@@ -351,19 +369,8 @@ async fn another_workspace_sees_nothing_on_any_route(app: TestApp) {
 /// about a request it was not allowed to make. Only POST /v1/api-keys reads the body first:
 /// the kind of key asked for decides who may create it.
 async fn a_caller_refused_a_route_is_refused_whatever_it_sends(app: TestApp) {
-    let (token, secret) = app.token("target", json!(["tokens:read"])).await;
-    let api_key = team_key(&app).await;
-    let member = invited_member(&app).await;
-    let (webhook, _) = app
-        .webhook("http://127.0.0.1:9/hook", &["token.created"])
-        .await;
-    let targets = Targets {
-        token: &token,
-        api_key: &api_key,
-        webhook: &webhook,
-        member: &member,
-        secret: &secret,
-    };
+    let objects = Objects::create(&app).await;
+    let targets = objects.targets();
     let workspace_routes = |template: &str| {
         !(template.starts_with("/v1/auth/")
             || template.starts_with("/v1/invitations/")
